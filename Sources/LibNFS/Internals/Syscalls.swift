@@ -1,0 +1,166 @@
+internal import CLibNFS
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A negative libnfs return value carried through `Result` until it becomes an ``NFSError``.
+struct LibNFSStatus: Error {
+    let rc: Int32
+    init(_ rc: Int32) { self.rc = rc }
+}
+
+/// An `nfsfh*` that may sit in a `Sendable` value.
+///
+/// Invariant: libnfs only ever sees it inside a call made under its context's
+/// lock (``NFSContext/call(_:path:_:)``), and the owning handle's own lock
+/// guards its lifetime, so it is never used by two threads at once or after close.
+struct FilePointer: @unchecked Sendable {
+    let raw: OpaquePointer
+}
+
+/// The one place that calls libnfs.
+///
+/// Every function maps one libnfs call and returns its raw result; turning a
+/// negative result into an ``NFSError`` happens in ``NFSContext/call(_:path:_:)``,
+/// which also holds the context's lock. Keeping the C surface here lets a later
+/// async layer (libnfs's `_async` calls) reuse the same shapes.
+internal enum Syscalls {
+    typealias Context = OpaquePointer
+    typealias FileHandle = OpaquePointer
+
+    static func initContext() -> Context? { nfs_init_context() }
+    static func destroyContext(_ nfs: Context) { nfs_destroy_context(nfs) }
+    static func errorText(_ nfs: Context) -> String? {
+        guard let text = nfs_get_error(nfs) else { return nil }
+        return String(cString: text)
+    }
+
+    static func setTimeout(_ nfs: Context, milliseconds: Int32) { nfs_set_timeout(nfs, milliseconds) }
+    static func setUID(_ nfs: Context, _ uid: Int32) { nfs_set_uid(nfs, uid) }
+    static func setGID(_ nfs: Context, _ gid: Int32) { nfs_set_gid(nfs, gid) }
+    static func setVersion(_ nfs: Context, _ version: Int32) -> Int32 { nfs_set_version(nfs, version) }
+    static func setReadahead(_ nfs: Context, _ bytes: UInt32) { nfs_set_readahead(nfs, bytes) }
+    static func setAutoreconnect(_ nfs: Context, _ retries: Int32) { nfs_set_autoreconnect(nfs, retries) }
+
+    /// Parses `url` (which also applies its `?arg=val` settings to `nfs`) and
+    /// returns the server and the export path, or nil when libnfs rejects it.
+    static func parseURLDirectory(_ nfs: Context, _ url: String) -> (server: String, path: String)? {
+        guard let parsed = nfs_parse_url_dir(nfs, url) else { return nil }
+        defer { nfs_destroy_url(parsed) }
+        guard let server = parsed.pointee.server, let path = parsed.pointee.path else { return nil }
+        return (String(cString: server), String(cString: path))
+    }
+
+    /// Like ``parseURLDirectory(_:_:)`` but splits off the last component as the file.
+    static func parseURLFull(_ nfs: Context, _ url: String) -> (server: String, path: String, file: String)? {
+        guard let parsed = nfs_parse_url_full(nfs, url) else { return nil }
+        defer { nfs_destroy_url(parsed) }
+        guard let server = parsed.pointee.server, let path = parsed.pointee.path,
+              let file = parsed.pointee.file else { return nil }
+        return (String(cString: server), String(cString: path), String(cString: file))
+    }
+
+    static func mount(_ nfs: Context, server: String, export: String) -> Int32 { nfs_mount(nfs, server, export) }
+    static func umount(_ nfs: Context) -> Int32 { nfs_umount(nfs) }
+    static func readMax(_ nfs: Context) -> UInt64 { nfs_get_readmax(nfs) }
+    static func writeMax(_ nfs: Context) -> UInt64 { nfs_get_writemax(nfs) }
+
+    static func stat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_stat64(nfs, path, &st) }
+    static func lstat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_lstat64(nfs, path, &st) }
+    static func fstat(_ nfs: Context, _ fh: FileHandle, _ st: inout nfs_stat_64) -> Int32 { nfs_fstat64(nfs, fh, &st) }
+    static func statvfs(_ nfs: Context, _ path: String, _ st: inout nfs_statvfs_64) -> Int32 { nfs_statvfs64(nfs, path, &st) }
+    static func access(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_access(nfs, path, mode) }
+
+    static func open(_ nfs: Context, _ path: String, flags: Int32, mode: Int32, _ fh: inout FileHandle?) -> Int32 {
+        swiftnfs_open(nfs, path, flags, mode, &fh)
+    }
+    static func close(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_close(nfs, fh) }
+    static func pread(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Int32 {
+        swiftnfs_pread(nfs, fh, offset, UInt64(count), buffer)
+    }
+    static func pwrite(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int, from buffer: UnsafeRawPointer) -> Int32 {
+        swiftnfs_pwrite(nfs, fh, offset, UInt64(count), buffer)
+    }
+    static func fsync(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_fsync(nfs, fh) }
+    static func ftruncate(_ nfs: Context, _ fh: FileHandle, _ length: UInt64) -> Int32 { nfs_ftruncate(nfs, fh, length) }
+    static func truncate(_ nfs: Context, _ path: String, _ length: UInt64) -> Int32 { nfs_truncate(nfs, path, length) }
+
+    static func mkdir(_ nfs: Context, _ path: String, mode: Int32) -> Int32 { nfs_mkdir2(nfs, path, mode) }
+    static func rmdir(_ nfs: Context, _ path: String) -> Int32 { nfs_rmdir(nfs, path) }
+    static func unlink(_ nfs: Context, _ path: String) -> Int32 { nfs_unlink(nfs, path) }
+    static func rename(_ nfs: Context, _ from: String, _ to: String) -> Int32 { nfs_rename(nfs, from, to) }
+    static func link(_ nfs: Context, _ from: String, _ to: String) -> Int32 { nfs_link(nfs, from, to) }
+    static func symlink(_ nfs: Context, target: String, at path: String) -> Int32 { nfs_symlink(nfs, target, path) }
+    static func readlink(_ nfs: Context, _ path: String, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int32) -> Int32 {
+        nfs_readlink(nfs, path, buffer, size)
+    }
+    static func chmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_chmod(nfs, path, mode) }
+    static func lchmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_lchmod(nfs, path, mode) }
+    static func fchmod(_ nfs: Context, _ fh: FileHandle, _ mode: Int32) -> Int32 { nfs_fchmod(nfs, fh, mode) }
+    static func chown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_chown(nfs, path, uid, gid) }
+    static func lchown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_lchown(nfs, path, uid, gid) }
+    static func utimes(_ nfs: Context, _ path: String, atime: (Int64, Int64), mtime: (Int64, Int64)) -> Int32 {
+        swiftnfs_utimes(nfs, path, atime.0, atime.1, mtime.0, mtime.1)
+    }
+
+    /// Opens, reads and closes a directory in one go, so that the directory
+    /// handle cannot outlive this call on any path. Returns the negative errno
+    /// of `nfs_opendir` on failure.
+    static func readDirectory(_ nfs: Context, _ path: String) -> Result<[NFSDirectoryEntry], LibNFSStatus> {
+        var dir: OpaquePointer?
+        let rc = nfs_opendir(nfs, path, &dir)
+        guard rc >= 0, let dir else { return .failure(LibNFSStatus(rc < 0 ? rc : -EIO)) }
+        defer { nfs_closedir(nfs, dir) }
+        var entries: [NFSDirectoryEntry] = []
+        while let entry = nfs_readdir(nfs, dir) {
+            let e = entry.pointee
+            let name = String(cString: e.name)
+            if name == "." || name == ".." { continue }
+            entries.append(NFSDirectoryEntry(name: name, stat: NFSStat(
+                device: e.dev, inode: e.inode, mode: e.mode | fileTypeBits(nfsType: e.type),
+                nlink: UInt64(e.nlink), uid: e.uid, gid: e.gid, rdev: e.rdev, size: e.size,
+                blockSize: e.blksize, blocks: e.blocks, used: e.used,
+                accessTime: NFSTimestamp(seconds: Int64(e.atime.tv_sec), nanoseconds: e.atime_nsec),
+                modificationTime: NFSTimestamp(seconds: Int64(e.mtime.tv_sec), nanoseconds: e.mtime_nsec),
+                changeTime: NFSTimestamp(seconds: Int64(e.ctime.tv_sec), nanoseconds: e.ctime_nsec))))
+        }
+        return .success(entries)
+    }
+
+    /// READDIRPLUS gives the NFS3 type (NF3REG...) beside a mode that holds only permission bits.
+    private static func fileTypeBits(nfsType: UInt32) -> UInt32 {
+        switch nfsType {
+        case 1: return 0o100000 // NF3REG
+        case 2: return 0o040000 // NF3DIR
+        case 3: return 0o060000 // NF3BLK
+        case 4: return 0o020000 // NF3CHR
+        case 5: return 0o120000 // NF3LNK
+        case 6: return 0o140000 // NF3SOCK
+        case 7: return 0o010000 // NF3FIFO
+        default: return 0
+        }
+    }
+}
+
+extension NFSStat {
+    init(_ st: nfs_stat_64) {
+        self.init(
+            device: st.nfs_dev, inode: st.nfs_ino, mode: UInt32(truncatingIfNeeded: st.nfs_mode),
+            nlink: st.nfs_nlink, uid: UInt32(truncatingIfNeeded: st.nfs_uid), gid: UInt32(truncatingIfNeeded: st.nfs_gid),
+            rdev: st.nfs_rdev, size: st.nfs_size, blockSize: st.nfs_blksize, blocks: st.nfs_blocks, used: st.nfs_used,
+            accessTime: NFSTimestamp(seconds: Int64(bitPattern: st.nfs_atime), nanoseconds: UInt32(truncatingIfNeeded: st.nfs_atime_nsec)),
+            modificationTime: NFSTimestamp(seconds: Int64(bitPattern: st.nfs_mtime), nanoseconds: UInt32(truncatingIfNeeded: st.nfs_mtime_nsec)),
+            changeTime: NFSTimestamp(seconds: Int64(bitPattern: st.nfs_ctime), nanoseconds: UInt32(truncatingIfNeeded: st.nfs_ctime_nsec)))
+    }
+}
+
+extension NFSFileSystemStats {
+    init(_ st: nfs_statvfs_64) {
+        self.init(blockSize: st.f_bsize, fragmentSize: st.f_frsize, blocks: st.f_blocks, freeBlocks: st.f_bfree,
+                  availableBlocks: st.f_bavail, files: st.f_files, freeFiles: st.f_ffree,
+                  availableFiles: st.f_favail, fileSystemID: st.f_fsid, flags: st.f_flag, maximumNameLength: st.f_namemax)
+    }
+}

@@ -1,0 +1,183 @@
+import Logging
+import Synchronization
+import SystemPackage
+internal import CLibNFS
+
+/// A mounted NFS share: libnfs-python's `NFS`, with errors that throw, a
+/// bounded timeout, thread safety and an explicit ``close()``.
+///
+/// ```swift
+/// let nfs = try NFSContext(url: "nfs://127.0.0.1/srv/share?version=3")
+/// defer { try? nfs.close() }
+/// for name in try nfs.listdir("/") { print(name) }
+/// let text = try nfs.withFile("/hello.txt") { try $0.readAll() }
+/// ```
+///
+/// Paths given to its methods are relative to the export the URL names; `/`
+/// is the export's root.
+///
+/// ## Concurrency
+/// libnfs contexts are not thread-safe, so every call into libnfs holds this
+/// context's lock: one context and its file handles may be shared by many tasks
+/// and threads, but their calls run one at a time. For parallel throughput,
+/// mount several contexts (one per worker).
+///
+/// ## Lifetime
+/// Each ``NFSFileHandle`` keeps its context alive. ``close()`` closes the
+/// handles still open, unmounts and releases libnfs's context; after it, every
+/// call throws `EBADF`. `deinit` releases the context without an unmount RPC.
+public final class NFSContext: Sendable {
+    /// The URL this context was mounted from.
+    public let url: String
+    /// The parsed form of ``url``.
+    public let parsedURL: NFSURL
+    /// The largest read the server accepts in one RPC (FSINFO `rtmax`), in bytes.
+    public let readMax: Int
+    /// The largest write the server accepts in one RPC (FSINFO `wtmax`), in bytes.
+    public let writeMax: Int
+    /// The options this context was mounted with.
+    public let options: NFSOptions
+
+    private let state: Mutex<State>
+
+    struct WeakFileHandle {
+        weak var handle: NFSFileHandle?
+    }
+
+    struct State {
+        var nfs: OpaquePointer?
+        var handles: [ObjectIdentifier: WeakFileHandle] = [:]
+    }
+
+    static let logger = Logger(label: "LibNFS")
+
+    /// Mounts the export that `url` names (`nfs://server/export/path?arg=val…`).
+    ///
+    /// Maps `nfs_init_context`, `nfs_parse_url_dir` and `nfs_mount`.
+    /// - Throws: ``NFSError`` with `EINVAL` for a malformed URL, the server's
+    ///   error (such as `ENOENT` or `EACCES`) for an export it refuses,
+    ///   `ECONNREFUSED` when nothing listens, and a timeout error when the
+    ///   server does not answer within ``NFSOptions/timeout``.
+    public init(url: String, options: NFSOptions = .init()) throws {
+        let parsed = try NFSURL(url)
+        guard let nfs = Syscalls.initContext() else {
+            throw NFSError(code: .noMemory, operation: "mount", path: url, message: "nfs_init_context failed")
+        }
+        do {
+            // Parsing applies the URL's own arguments; explicit options then win.
+            guard let (server, export) = Syscalls.parseURLDirectory(nfs, url) else {
+                throw NFSError(code: .invalidArgument, operation: "mount", path: url,
+                               message: Syscalls.errorText(nfs) ?? "libnfs could not parse the URL")
+            }
+            try Self.apply(options, to: nfs, url: url)
+            let rc = Syscalls.mount(nfs, server: server, export: export)
+            if rc < 0 {
+                throw Self.mountError(rc, nfs: nfs, url: parsed)
+            }
+            self.readMax = Int(Syscalls.readMax(nfs))
+            self.writeMax = Int(Syscalls.writeMax(nfs))
+        } catch {
+            Syscalls.destroyContext(nfs)
+            throw error
+        }
+        self.url = url
+        self.parsedURL = parsed
+        self.options = options
+        self.state = Mutex(State(nfs: nfs))
+    }
+
+    deinit {
+        state.withLock { state in
+            if let nfs = state.nfs { Syscalls.destroyContext(nfs) }
+            state.nfs = nil
+        }
+    }
+
+    /// Closes open file handles (flushing them), unmounts and releases the context.
+    ///
+    /// Safe to call more than once. Maps `nfs_umount` and `nfs_destroy_context`.
+    /// - Throws: the first error met while flushing a handle or unmounting;
+    ///   the context is released either way.
+    public func close() throws {
+        let open = state.withLock { $0.handles.values.compactMap(\.handle) }
+        var firstError: (any Error)?
+        for handle in open {
+            do { try handle.close() } catch { if firstError == nil { firstError = error } }
+        }
+        let umountError: NFSError? = state.withLock { state in
+            guard let nfs = state.nfs else { return nil }
+            defer { Syscalls.destroyContext(nfs); state.nfs = nil }
+            let rc = Syscalls.umount(nfs)
+            guard rc < 0 else { return nil }
+            return NFSError.fromLibNFS(result: rc, operation: "umount", path: url, message: Syscalls.errorText(nfs))
+        }
+        if let firstError { throw firstError }
+        if let umountError { throw umountError }
+    }
+
+    /// True once ``close()`` has run.
+    public var isClosed: Bool { state.withLock { $0.nfs == nil } }
+
+    /// Runs one libnfs call under the context's lock and turns a negative result into an ``NFSError``.
+    @discardableResult
+    func call(_ operation: String, path: String?, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
+        try state.withLock { state in
+            guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
+            let rc = body(nfs)
+            if rc < 0 {
+                throw NFSError.fromLibNFS(result: rc, operation: operation, path: path, message: Syscalls.errorText(nfs))
+            }
+            return rc
+        }
+    }
+
+    /// Runs several libnfs calls as one step under the lock; `body` reports failure as a negative errno.
+    func callResult<T>(_ operation: String, path: String?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
+        try state.withLock { state in
+            guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
+            switch body(nfs) {
+            case .success(let value): return value
+            case .failure(let status):
+                throw NFSError.fromLibNFS(result: status.rc, operation: operation, path: path, message: Syscalls.errorText(nfs))
+            }
+        }
+    }
+
+    func register(_ handle: NFSFileHandle) {
+        state.withLock { $0.handles[ObjectIdentifier(handle)] = WeakFileHandle(handle: handle) }
+    }
+
+    func unregister(_ id: ObjectIdentifier) {
+        state.withLock { _ = $0.handles.removeValue(forKey: id) }
+    }
+
+    static func closedError(_ operation: String, _ path: String?) -> NFSError {
+        NFSError(code: .badFileDescriptor, operation: operation, path: path, message: "the NFS context is closed")
+    }
+
+    private static func apply(_ options: NFSOptions, to nfs: OpaquePointer, url: String) throws {
+        if let version = options.version, Syscalls.setVersion(nfs, version.rawValue) < 0 {
+            throw NFSError(code: .invalidArgument, operation: "mount", path: url,
+                           message: Syscalls.errorText(nfs) ?? "unsupported NFS version \(version.rawValue)")
+        }
+        if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
+        if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
+        if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
+        if let readahead = options.readahead { Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
+        if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
+    }
+
+    /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");
+    /// a direct connect to the port it used tells the user what really happened.
+    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL) -> NFSError {
+        var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: url.description,
+                                        message: Syscalls.errorText(nfs))
+        guard error.code == .ioError || error.code == .connectionRefused else { return error }
+        let port = url.argument("mountport").flatMap { UInt16($0) } ?? 111
+        if let connectErrno = Reachability.connectError(host: url.server, port: port, timeoutMilliseconds: 2000) {
+            error.code = connectErrno
+            error.message = "cannot connect to \(url.server) port \(port)" + (error.message.map { "; \($0)" } ?? "")
+        }
+        return error
+    }
+}

@@ -1,0 +1,47 @@
+/// Settings for a mount, given to ``NFSContext/init(url:options:)``.
+///
+/// URL arguments (`?uid=…&version=…`) are applied too; a value set here wins.
+public struct NFSOptions: Sendable, Hashable {
+    /// The NFS protocol version.
+    public enum Version: Int32, Sendable, Hashable {
+        /// NFSv3, the default and the version libnfs 4 supports fully.
+        case v3 = 3
+        /// NFSv4 (libnfs 4.0.0 marks its v4 client as not yet functional).
+        case v4 = 4
+    }
+
+    /// How long any single operation, the mount included, may take before it
+    /// throws an ``NFSError`` whose ``NFSError/isTimeout`` is true. `nil` waits
+    /// forever (not recommended: a dead server then blocks the caller). Default 30 s.
+    public var timeout: Duration? = .seconds(30)
+    /// The user id sent to the server (`nfs_set_uid`); default: the URL's or the process's.
+    public var uid: Int? = nil
+    /// The group id sent to the server (`nfs_set_gid`).
+    public var gid: Int? = nil
+    /// The protocol version; default: the URL's, else v3.
+    public var version: Version? = nil
+    /// libnfs's own read-ahead in bytes (`nfs_set_readahead`); nil leaves it off.
+    public var readahead: Int? = nil
+    /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
+    public var autoreconnect: Int? = nil
+    /// Size of a file handle's read buffer; nil uses the server's readMax.
+    public var readBufferSize: Int? = nil
+    /// Size of a file handle's write buffer; nil uses the server's writeMax.
+    public var writeBufferSize: Int? = nil
+
+    /// Creates options; every argument defaults to the values described on the properties.
+    public init(timeout: Duration? = .seconds(30), uid: Int? = nil, gid: Int? = nil, version: Version? = nil,
+                readahead: Int? = nil, autoreconnect: Int? = nil,
+                readBufferSize: Int? = nil, writeBufferSize: Int? = nil) {
+        self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
+        self.readahead = readahead; self.autoreconnect = autoreconnect
+        self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
+    }
+
+    var timeoutMilliseconds: Int32? {
+        guard let timeout else { return nil }
+        let (seconds, attoseconds) = timeout.components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(ms, 1))
+    }
+}

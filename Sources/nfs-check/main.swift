@@ -1,0 +1,2 @@
+import LibNFS
+print("nfs-check: not yet implemented")

@@ -1,0 +1,2 @@
+import LibNFS
+print("nfs-cp: not yet implemented")
