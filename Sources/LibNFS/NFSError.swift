@@ -53,8 +53,10 @@ extension NFSError {
         var errno = result < 0 ? -result : result
         if errno == 0 { errno = Errno.ioError.rawValue }
         var code = Errno(rawValue: errno)
-        // libnfs 4 reports its own timeout as EINTR with "command timed out".
-        if code == .interrupted, let message, message.contains("timed out") {
+        // libnfs 4 reports its own timeout as EINTR with "command timed out", and
+        // the other RPCs of a split read or write, cancelled by that timeout, as
+        // EINTR with "Command was cancelled". Its sync API cancels nothing else.
+        if code == .interrupted, let message, message.contains("timed out") || message.contains("cancelled") {
             code = .timedOut
         }
         return NFSError(code: code, operation: operation, path: path, message: message)

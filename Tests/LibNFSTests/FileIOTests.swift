@@ -1,0 +1,213 @@
+import Foundation
+import LibNFS
+import SystemPackage
+import Testing
+
+@Suite("Reading and writing files", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+struct FileIOTests {
+    /// 0, 1, readMax-1, readMax, readMax+1 and 10 MiB, computed once readMax is known.
+    static func sizes(readMax: Int) -> [Int] { [0, 1, readMax - 1, readMax, readMax + 1, 10 << 20] }
+
+    @Test("bytes written through the library arrive on disk intact, at every size around readMax")
+    func writeThenCompareOnDisk() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("write")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        for size in Self.sizes(readMax: nfs.readMax) {
+            let bytes = randomBytes(size)
+            try nfs.withFile(scratch.path("f\(size)"), mode: "w") { try $0.write(bytes) }
+            #expect(try scratch.readLocal("f\(size)") == bytes, "size \(size)")
+        }
+    }
+
+    @Test("bytes written on disk read back identically through the library, whole and in odd pieces")
+    func writeOnDiskThenRead() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("read")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        for size in Self.sizes(readMax: nfs.readMax) {
+            let bytes = randomBytes(size)
+            try scratch.writeLocal("f\(size)", bytes)
+            #expect(try nfs.withFile(scratch.path("f\(size)")) { try $0.readAll() } == bytes, "size \(size)")
+            // Pieces of a prime size cross every buffer boundary at a different place.
+            let pieces = try nfs.withFile(scratch.path("f\(size)")) { (file) throws in
+                var out: [UInt8] = []
+                while true {
+                    let chunk = try file.read(4099)
+                    if chunk.isEmpty { break }
+                    out += chunk
+                }
+                #expect(try file.read(10).isEmpty, "reads at end of file are empty")
+                return out
+            }
+            #expect(pieces == bytes, "size \(size) in pieces")
+        }
+    }
+
+    @Test("a read is short only at end of file")
+    func shortOnlyAtEnd() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("short")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let bytes = randomBytes(3 * nfs.readMax + 17)
+        try scratch.writeLocal("f", bytes)
+        try nfs.withFile(scratch.path("f")) { (file) throws in
+            #expect(try file.read(2 * nfs.readMax + 5).count == 2 * nfs.readMax + 5)
+            #expect(try file.read(nfs.readMax * 4).count == nfs.readMax - 5 + 17)
+            var buffer = [UInt8](repeating: 0, count: 10)
+            #expect(try buffer.withUnsafeMutableBytes { try file.read(into: $0) } == 0)
+        }
+    }
+
+    @Test("100 000 one-byte writes produce the right file")
+    func manyTinyWrites() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("tiny")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let expected = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try nfs.withFile(scratch.path("tiny"), mode: "w") { (file) throws in
+            for byte in expected { try file.write([byte]) }
+        }
+        #expect(try scratch.readLocal("tiny") == expected)
+    }
+
+    @Test("seek, tell, r+ overwrites in the middle, and reading what was just written")
+    func seekTellOverwrite() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("seek")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        var expected = randomBytes(300_000)
+        try scratch.writeLocal("f", expected)
+        try nfs.withFile(scratch.path("f"), mode: "r+") { (file) throws in
+            #expect(try file.tell() == 0)
+            #expect(try file.seek(100_000) == 100_000)
+            try file.write([1, 2, 3, 4])
+            #expect(try file.tell() == 100_004)
+            // Reading back through the same handle sees the buffered write.
+            #expect(try file.seek(-4, whence: .current) == 100_000)
+            #expect(try file.read(4) == [1, 2, 3, 4])
+            #expect(try file.seek(-10, whence: .end) == 299_990)
+            #expect(try file.read(100) == Array(expected[299_990...]))
+            #expect(try file.pread(count: 4, offset: 100_000) == [1, 2, 3, 4])
+            try file.pwrite([9, 9], offset: 5)
+            #expect(try file.tell() == 300_000, "pwrite does not move the position")
+            #expect(throws: NFSError.self) { try file.seek(-1) }
+        }
+        expected.replaceSubrange(100_000..<100_004, with: [1, 2, 3, 4])
+        expected.replaceSubrange(5..<7, with: [9, 9])
+        #expect(try scratch.readLocal("f") == expected)
+    }
+
+    @Test("append mode writes at the end, and w truncates")
+    func appendAndTruncateModes() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("append")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try scratch.writeLocal("f", Array("hello ".utf8))
+        try nfs.withFile(scratch.path("f"), mode: "a") { (file) throws in
+            #expect(try file.tell() == 6)
+            try file.write("world")
+        }
+        try nfs.withFile(scratch.path("f"), mode: "a+") { (file) throws in
+            try file.seek(0)
+            try file.write("!")
+            #expect(try file.tell() == 12)
+            try file.seek(0)
+            #expect(try file.readAll() == Array("hello world!".utf8))
+        }
+        #expect(try scratch.readLocal("f") == Array("hello world!".utf8))
+        try nfs.withFile(scratch.path("f"), mode: "w") { try $0.write("new") }
+        #expect(try scratch.readLocal("f") == Array("new".utf8))
+    }
+
+    @Test("truncate cuts and extends, and stat sees buffered writes")
+    func truncateAndStat() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("trunc")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try nfs.withFile(scratch.path("f"), mode: "w+") { (file) throws in
+            try file.write(randomBytes(1000))
+            #expect(try file.stat().size == 1000)
+            try file.truncate(10)
+            #expect(try file.stat().size == 10)
+            #expect(try file.tell() == 1000)
+            try file.truncate(50)
+            try file.seek(10)
+            #expect(try file.read(100) == [UInt8](repeating: 0, count: 40))
+            try file.fsync()
+        }
+        #expect(try scratch.readLocal("f").count == 50)
+        try nfs.truncate(scratch.path("f"), to: 3)
+        #expect(try scratch.readLocal("f").count == 3)
+    }
+
+    @Test("lines and readLine split text, with or without a final newline")
+    func readLines() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("lines")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let long = String(repeating: "x", count: 3 * nfs.readMax)
+        try scratch.writeLocal("t", Array("a\r\nbé\n\n\(long)\nlast".utf8))
+        #expect(try nfs.withFile(scratch.path("t")) { try $0.lines() } == ["a", "bé", "", long, "last"])
+    }
+
+    @Test("a context-free handle opened by URL reads and writes, and unmounts on close")
+    func urlHandle() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("url")
+        defer { scratch.cleanUp() }
+        let file = try NFSFileHandle(url: scratch.url("u.txt").description, mode: "w")
+        try file.write("via url")
+        try file.close()
+        #expect(file.context.isClosed)
+        #expect(try scratch.readLocal("u.txt") == Array("via url".utf8))
+        let reader = try NFSFileHandle(url: scratch.url("u.txt").description)
+        defer { try? reader.close() }
+        #expect(try reader.readAll() == Array("via url".utf8))
+    }
+
+    @Test("a handle dropped without close is flushed and closed by deinit")
+    func deinitFlushes() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("drop")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        do {
+            let file = try nfs.open(scratch.path("f"), mode: "w")
+            try file.write("buffered")
+        }
+        #expect(try scratch.readLocal("f") == Array("buffered".utf8))
+    }
+
+    @Test("closing the context closes its open handles after flushing them")
+    func contextCloseFlushesHandles() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("ctxclose")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        let file = try nfs.open(scratch.path("f"), mode: "w")
+        try file.write("pending")
+        try nfs.close()
+        #expect(file.isClosed)
+        #expect(try scratch.readLocal("f") == Array("pending".utf8))
+        #expect(throws: NFSError.self) { try nfs.stat("/") }
+        try nfs.close()
+    }
+}

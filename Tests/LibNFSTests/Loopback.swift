@@ -1,0 +1,120 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// A TCP socket on 127.0.0.1 that accepts connections (the kernel completes
+/// the handshake) but never reads or answers: a server that hangs.
+final class SilentListener: Sendable {
+    let port: UInt16
+    private let fd: Int32
+
+    init() throws {
+        (fd, port) = try listenLoopback()
+    }
+
+    deinit { close(fd) }
+}
+
+/// A loopback port with nothing listening on it (bound, then closed).
+func closedLoopbackPort() throws -> UInt16 {
+    let (fd, port) = try listenLoopback()
+    close(fd)
+    return port
+}
+
+struct SocketError: Error { let what: String; let code: Int32 }
+
+func listenLoopback() throws -> (Int32, UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0, listen(fd, 64) == 0 else { close(fd); throw SocketError(what: "bind/listen", code: errno) }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return (fd, UInt16(bigEndian: addr.sin_port))
+}
+
+/// A loopback TCP proxy in front of one port of the test server that can be
+/// told to stop forwarding: connections stay open but nothing comes back,
+/// like a server that stops answering in the middle of a transfer.
+final class StallingProxy: Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32])>((false, false, []))
+
+    init(forwardingTo targetPort: UInt16) throws {
+        (listener, port) = try listenLoopback()
+        let listener = self.listener
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 { return }
+                guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
+                let keep = state.withLock { s -> Bool in
+                    if s.closed { return false }
+                    s.fds += [client, upstream]
+                    return true
+                }
+                guard keep else { close(client); close(upstream); return }
+                pump(from: client, to: upstream)
+                pump(from: upstream, to: client)
+            }
+        }
+    }
+
+    /// From now on, bytes in both directions are read and dropped.
+    func stall() { state.withLock { $0.stalled = true } }
+
+    private func pump(from source: Int32, to destination: Int32) {
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+                if n <= 0 { shutdown(destination, Int32(SHUT_WR)); return }
+                if state.withLock({ $0.stalled }) { continue }
+                var sent = 0
+                while sent < n {
+                    let m = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + sent, n - sent) }
+                    if m <= 0 { return }
+                    sent += m
+                }
+            }
+        }
+    }
+
+    /// Closes the listener and every proxied connection, which ends the pump threads.
+    func shutdownAll() {
+        let fds = state.withLock { s -> [Int32] in
+            s.closed = true
+            defer { s.fds = [] }
+            return s.fds
+        }
+        Glibc.shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for fd in fds { Glibc.shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    }
+}
+
+func connectLoopback(_ port: UInt16) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { close(fd); throw SocketError(what: "connect", code: errno) }
+    return fd
+}

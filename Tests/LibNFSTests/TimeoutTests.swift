@@ -1,0 +1,99 @@
+import Foundation
+import LibNFS
+import SystemPackage
+import Testing
+
+@Suite("Failing mounts and unresponsive servers end quickly", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+struct TimeoutTests {
+    func elapsed(_ body: () throws -> Void) rethrows -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try body()
+        return clock.now - start
+    }
+
+    @Test("a mount of a closed loopback port fails with connection refused")
+    func closedPort() throws {
+        let port = try closedLoopbackPort()
+        let url = "nfs://127.0.0.1/export?nfsport=\(port)&mountport=\(port)&version=3"
+        let time = try elapsed {
+            do {
+                _ = try NFSContext(url: url, options: NFSOptions(timeout: .seconds(5)))
+                Issue.record("mounting a closed port succeeded")
+            } catch let error as NFSError {
+                #expect(error.code == .connectionRefused, "\(error)")
+                #expect(error.operation == "mount")
+                #expect(error.description.contains("127.0.0.1"))
+            }
+        }
+        #expect(time < .seconds(5))
+    }
+
+    @Test("a mount of a path the server does not export fails with the server's reason")
+    func notExported() throws {
+        let server = try TestServer.require()
+        var url = server.url
+        url.path = "/definitely/not/exported"
+        do {
+            _ = try NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(5)))
+            Issue.record("mounting a non-exported path succeeded")
+        } catch let error as NFSError {
+            #expect([Errno.noSuchFileOrDirectory, .permissionDenied, .notPermitted].contains(error.code), "\(error)")
+            #expect(error.description.contains("/definitely/not/exported"))
+        }
+    }
+
+    @Test("a mount against a listener that never answers times out within the timeout")
+    func silentServerMount() throws {
+        let listener = try SilentListener()
+        let url = "nfs://127.0.0.1/export?nfsport=\(listener.port)&mountport=\(listener.port)&version=3"
+        let time = try elapsed {
+            do {
+                _ = try NFSContext(url: url, options: NFSOptions(timeout: .seconds(2)))
+                Issue.record("mounting a silent server succeeded")
+            } catch let error as NFSError {
+                #expect(error.isTimeout, "\(error)")
+                #expect(error.description.contains("Timed out"))
+            }
+        }
+        #expect(time < .seconds(6), "took \(time)")
+    }
+
+    @Test("reads and writes on a server that stops answering mid-transfer time out")
+    func stallMidTransfer() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("stall")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", randomBytes(4 << 20))
+        guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
+              let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
+            Issue.record("the server URL names no ports: \(server.url)"); return
+        }
+        let nfsProxy = try StallingProxy(forwardingTo: nfsPort)
+        let mountProxy = try StallingProxy(forwardingTo: mountPort)
+        defer { nfsProxy.shutdownAll(); mountProxy.shutdownAll() }
+        var url = server.url
+        url.query = "nfsport=\(nfsProxy.port)&mountport=\(mountProxy.port)&version=3&autoreconnect=0"
+        let nfs = try NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(2)))
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"))
+        #expect(try file.read(1000).count == 1000)
+        nfsProxy.stall()
+        let time = elapsed {
+            do {
+                _ = try file.read(3 << 20)
+                Issue.record("a read from a stalled server succeeded")
+            } catch let error as NFSError {
+                #expect(error.isTimeout, "\(error)")
+                #expect(error.description.contains(scratch.path("f")))
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+        }
+        #expect(time < .seconds(8), "took \(time)")
+        let statTime = elapsed {
+            #expect(throws: NFSError.self) { _ = try nfs.stat(scratch.path("f")) }
+        }
+        #expect(statTime < .seconds(8), "took \(statTime)")
+    }
+}
