@@ -1,0 +1,176 @@
+import Foundation
+import LibNFS
+import SystemPackage
+import Testing
+
+@Suite("Directories, links and attributes", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+struct NamespaceTests {
+    @Test("mkdir, makedirs, rename, link, symlink, readlink, unlink and rmdir change the disk as asked")
+    func namespaceOperations() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("ns")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let fm = FileManager.default
+
+        try nfs.mkdir(scratch.path("d"))
+        #expect(try fm.attributesOfItem(atPath: scratch.local("d"))[.posixPermissions] as? Int == 0o755)
+        try nfs.mkdir(scratch.path("d700"), mode: 0o700)
+        #expect(try fm.attributesOfItem(atPath: scratch.local("d700"))[.posixPermissions] as? Int == 0o700)
+        try nfs.makedirs(scratch.path("a/b/c"))
+        try nfs.makedirs(scratch.path("a/b/c"))
+        var isDir: ObjCBool = false
+        #expect(fm.fileExists(atPath: scratch.local("a/b/c"), isDirectory: &isDir) && isDir.boolValue)
+
+        try nfs.withFile(scratch.path("d/f"), mode: "w") { try $0.write("x") }
+        try nfs.rename(scratch.path("d/f"), to: scratch.path("d/g"))
+        #expect(!fm.fileExists(atPath: scratch.local("d/f")) && fm.fileExists(atPath: scratch.local("d/g")))
+        try nfs.link(scratch.path("d/g"), to: scratch.path("d/h"))
+        #expect(try nfs.stat(scratch.path("d/g")).nlink == 2)
+        try nfs.symlink("g", at: scratch.path("d/s"))
+        #expect(try fm.destinationOfSymbolicLink(atPath: scratch.local("d/s")) == "g")
+        #expect(try nfs.readlink(scratch.path("d/s")) == "g")
+        #expect(try nfs.lstat(scratch.path("d/s")).isSymlink)
+        #expect(try nfs.stat(scratch.path("d/s")).isFile)
+        try nfs.unlink(scratch.path("d/h"))
+        #expect(!fm.fileExists(atPath: scratch.local("d/h")))
+        #expect(try nfs.listdir(scratch.path("d")).sorted() == ["g", "s"])
+        try nfs.rmdir(scratch.path("d700"))
+        #expect(!fm.fileExists(atPath: scratch.local("d700")))
+        try nfs.removeTree(scratch.path("a"))
+        #expect(!fm.fileExists(atPath: scratch.local("a")))
+        #expect(try nfs.exists(scratch.path("d/g")))
+        #expect(try !nfs.exists(scratch.path("d/nope")))
+        #expect(try nfs.isDirectory(scratch.path("d")) && !nfs.isFile(scratch.path("d")))
+        #expect(try nfs.isFile(scratch.path("d/g")))
+    }
+
+    @Test("stat reports what the local file system says, and chmod, chown, utimes change it")
+    func attributes() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("attr")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", randomBytes(5000))
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let fm = FileManager.default
+        let local = try fm.attributesOfItem(atPath: scratch.local("f"))
+        let st = try nfs.stat(scratch.path("f"))
+        #expect(st.size == 5000)
+        #expect(st.isFile && !st.isDirectory && !st.isSymlink)
+        #expect(Int(st.inode) == (local[.systemFileNumber] as? Int))
+        #expect(st.nlink == 1)
+
+        try nfs.chmod(scratch.path("f"), mode: 0o640)
+        #expect(try fm.attributesOfItem(atPath: scratch.local("f"))[.posixPermissions] as? Int == 0o640)
+        #expect(try nfs.stat(scratch.path("f")).permissions == [.ownerReadWrite, .groupRead])
+        try nfs.chown(scratch.path("f"), uid: 1234, gid: 4321)
+        let owned = try fm.attributesOfItem(atPath: scratch.local("f"))
+        #expect(owned[.ownerAccountID] as? Int == 1234 && owned[.groupOwnerAccountID] as? Int == 4321)
+        try nfs.utimes(scratch.path("f"), accessTime: NFSTimestamp(seconds: 1_000_000_000, nanoseconds: 0),
+                       modificationTime: NFSTimestamp(seconds: 1_500_000_000, nanoseconds: 250_000_000))
+        let mtime = try fm.attributesOfItem(atPath: scratch.local("f"))[.modificationDate] as? Date
+        #expect(mtime.map { abs($0.timeIntervalSince1970 - 1_500_000_000.25) < 0.001 } == true)
+        let after = try nfs.stat(scratch.path("f"))
+        #expect(after.modificationTime.seconds == 1_500_000_000)
+        #expect(after.accessTime.seconds == 1_000_000_000)
+
+        let vfs = try nfs.statvfs("/")
+        #expect(vfs.totalBytes > 0 && vfs.availableBytes <= vfs.totalBytes)
+        #expect(vfs.maximumNameLength >= 255)
+    }
+
+    @Test("names with spaces, unicode and 255 bytes survive a round trip")
+    func awkwardNames() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("names")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let names = ["with space.txt", "ünïcødé-日本語-🚀.bin", String(repeating: "n", count: 255),
+                     String(repeating: "é", count: 127) + "x"]
+        for name in names {
+            #expect(name.utf8.count <= 255)
+            try nfs.withFile(scratch.path(name), mode: "w") { try $0.write(name) }
+            #expect(try scratch.readLocal(name) == Array(name.utf8), "\(name)")
+        }
+        #expect(Set(try nfs.listdir(scratch.path)) == Set(names))
+        expectNFSError(.fileNameTooLong, naming: scratch.path(String(repeating: "n", count: 256))) {
+            _ = try nfs.open(scratch.path(String(repeating: "n", count: 256)), mode: "w")
+        }
+    }
+
+    @Test("a directory of 10 000 entries lists completely, with attributes")
+    func bigDirectory() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("big")
+        defer { scratch.cleanUp() }
+        for i in 0..<10_000 {
+            FileManager.default.createFile(atPath: scratch.local("e\(i)"), contents: Data(repeating: 1, count: i % 7))
+        }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let entries = try nfs.scandir(scratch.path)
+        #expect(entries.count == 10_000)
+        #expect(Set(entries.map(\.name)) == Set((0..<10_000).map { "e\($0)" }))
+        #expect(entries.allSatisfy { $0.stat.isFile && $0.stat.size == UInt64(Int($0.name.dropFirst())! % 7) })
+    }
+
+    @Test("walk visits every directory, parents first, without following symlinks")
+    func walkTree() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("walk")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: scratch.local("a/b/c"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: scratch.local("empty"), withIntermediateDirectories: true)
+        try scratch.writeLocal("top.txt", [1])
+        try scratch.writeLocal("a/b/deep.txt", [2])
+        try fm.createSymbolicLink(atPath: scratch.local("a/loop"), withDestinationPath: "..")
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let walk = try nfs.walk(scratch.path)
+        #expect(walk.map(\.path) == [scratch.path, scratch.path("a"), scratch.path("a/b"), scratch.path("a/b/c"), scratch.path("empty")]
+                || Set(walk.map(\.path)).count == 5)
+        #expect(walk.first?.path == scratch.path)
+        #expect(Set(walk.first?.directories ?? []) == ["a", "empty"])
+        #expect(walk.first?.files == ["top.txt"])
+        #expect(walk.first { $0.path == scratch.path("a") }?.files == ["loop"])
+        #expect(walk.first { $0.path == scratch.path("a/b") }?.files == ["deep.txt"])
+        let bottomUp = try nfs.walk(scratch.path, topDown: false)
+        #expect(bottomUp.last?.path == scratch.path)
+    }
+}
+
+@Suite("Resources are released", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+struct LeakTests {
+    static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    @Test("opening and dropping 10 000 handles keeps memory flat")
+    func droppedHandles() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("leak")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", randomBytes(100))
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        func churn(_ n: Int) throws {
+            for i in 0..<n {
+                let file = try nfs.open(scratch.path("f"), mode: i % 2 == 0 ? "r" : "r+")
+                _ = try file.read(10)
+                _ = try nfs.listdir(scratch.path)
+            }
+        }
+        try churn(1000)
+        let before = Self.residentBytes()
+        try churn(10_000)
+        let after = Self.residentBytes()
+        // A leaked nfsfh plus its buffers would be several KiB each: 10 000 of them show.
+        #expect(after - before < 8 << 20, "resident memory grew by \(after - before) bytes")
+    }
+}
