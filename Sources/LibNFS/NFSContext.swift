@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import SystemPackage
 internal import CLibNFS
 
@@ -38,7 +37,7 @@ public final class NFSContext: Sendable {
     /// The options this context was mounted with.
     public let options: NFSOptions
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     struct WeakFileHandle {
         weak var handle: NFSFileHandle?
@@ -83,7 +82,7 @@ public final class NFSContext: Sendable {
         self.url = url
         self.parsedURL = parsed
         self.options = options
-        self.state = Mutex(State(nfs: nfs))
+        self.state = Locked(State(nfs: nfs))
     }
 
     deinit {

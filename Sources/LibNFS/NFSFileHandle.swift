@@ -1,4 +1,3 @@
-import Synchronization
 import SystemPackage
 internal import CLibNFS
 
@@ -28,7 +27,7 @@ public final class NFSFileHandle: Sendable {
     public let flags: NFSOpenFlags
     /// True when this handle mounted its own context (``init(url:mode:options:)``) and unmounts it on close.
     private let ownsContext: Bool
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private struct State {
         var fh: FilePointer?
@@ -59,7 +58,7 @@ public final class NFSFileHandle: Sendable {
         self.flags = flags
         self.mode = flags.modeString
         self.ownsContext = ownsContext
-        self.state = Mutex(State(
+        self.state = Locked(State(
             fh: FilePointer(raw: fh), position: position,
             buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? readChunk, 1),
                                writeCapacity: max(context.options.writeBufferSize ?? writeChunk, 1))))

@@ -1,0 +1,359 @@
+import Dispatch
+import Foundation
+import LibNFS
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `nfs-cp` was asked to do, beyond its operands.
+public struct CopyOptions: Sendable {
+    public var recursive = false
+    public var preserve = false
+    public var noClobber = false
+    public var verify = false
+    public var inplace = false
+    public var jobs = 1
+    public var nfs = NFSOptions()
+    public init() {}
+}
+
+/// One file or tree that could not be copied.
+public struct CopyFailure: Sendable, Codable, Hashable {
+    public var path: String
+    public var reason: String
+}
+
+/// The outcome of a copy, as printed by `--json`.
+public struct CopySummary: Sendable, Codable {
+    public var files: Int
+    public var directories: Int
+    public var symlinks: Int
+    public var skipped: Int
+    public var bytes: UInt64
+    public var seconds: Double
+    public var bytesPerSecond: Double
+    public var failures: [CopyFailure]
+    public var interrupted: Bool
+}
+
+/// Wrong operands, reported as a usage error (exit status 2).
+public struct CopyUsageError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Plans and runs a copy of local paths and `nfs://` URLs, file by file through
+/// a temporary name that is renamed over the destination only when complete.
+public final class Copier: Sendable {
+    private enum Kind: Sendable { case directory, file, symlink }
+
+    private struct Item: Sendable {
+        let kind: Kind
+        let source: Operand
+        let sourcePath: String
+        let destination: Operand
+        let destinationPath: String
+        let info: FileInfo
+    }
+
+    private struct Tally: Sendable {
+        var files = 0, directories = 0, symlinks = 0, skipped = 0
+        var failures: [CopyFailure] = []
+    }
+
+    private let options: CopyOptions
+    private let progress: ProgressLine
+    private let log: @Sendable (String) -> Void
+    private let tally = Mutex(Tally())
+    private let umask: Int
+
+    /// `log` receives one line per problem as it happens, and per file with `verbose`.
+    public init(options: CopyOptions, progress: ProgressLine, log: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.progress = progress
+        self.log = log
+        let mask = Glibc.umask(0)
+        _ = Glibc.umask(mask)
+        self.umask = Int(mask)
+    }
+
+    private func fail(_ path: String, _ error: any Error) {
+        let reason: String
+        switch error {
+        case let e as FileOperationError: reason = e.description
+        case let e as NFSError: reason = "cannot \(e.operation) \(path): \(e.reason)"
+        default: reason = "\(error)"
+        }
+        tally.withLock { $0.failures.append(CopyFailure(path: path, reason: reason)) }
+        log(reason)
+    }
+
+    /// Copies `sources` to `destination`; problems with single files are
+    /// collected in the summary and the copy goes on with the others.
+    /// - Throws: ``CopyUsageError`` for operands that cannot work together.
+    public func run(sources: [Operand], destination: Operand, verbose: Bool) throws -> CopySummary {
+        let start = ContinuousClock.now
+        let workers = (0..<max(1, options.jobs)).map { _ in
+            (source: Mounter(options: options.nfs), destination: Mounter(options: options.nfs))
+        }
+        defer { for w in workers { w.source.closeAll(); w.destination.closeAll() } }
+
+        let items = try plan(sources: sources, destination: destination, mounters: workers[0])
+        let files = items.filter { $0.kind == .file }
+        progress.setTotals(bytes: files.reduce(0) { $0 + $1.info.size }, files: files.count)
+        progress.startDrawing()
+        defer { progress.finish() }
+
+        let directories = items.filter { $0.kind == .directory }
+        for item in directories where Interrupt.signal == nil {
+            createDirectory(item, mounters: workers[0])
+        }
+
+        let work = items.filter { $0.kind != .directory }
+        let nextIndex = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: workers.count) { w in
+            while Interrupt.signal == nil {
+                let i = nextIndex.add(1, ordering: .relaxed).oldValue
+                guard i < work.count else { break }
+                copy(work[i], mounters: workers[w], verbose: verbose)
+            }
+        }
+
+        for item in directories.reversed() where Interrupt.signal == nil {
+            finishDirectory(item, mounters: workers[0])
+        }
+
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let t = tally.withLock { $0 }
+        return CopySummary(files: t.files, directories: t.directories, symlinks: t.symlinks, skipped: t.skipped,
+                           bytes: progress.bytes, seconds: seconds,
+                           bytesPerSecond: seconds > 0 ? Double(progress.bytes) / seconds : 0,
+                           failures: t.failures, interrupted: Interrupt.signal != nil)
+    }
+
+    // MARK: Planning
+
+    private static func baseName(_ operand: Operand) -> String {
+        switch operand {
+        case .local(let path): path.split(separator: "/").last.map(String.init) ?? path
+        case .nfs(let url): url.lastComponent
+        }
+    }
+
+    private func plan(sources: [Operand], destination: Operand,
+                      mounters: (source: Mounter, destination: Mounter)) throws -> [Item] {
+        let target: (fileSystem: any CopyFileSystem, path: String)
+        let targetInfo: FileInfo?
+        do {
+            target = try mounters.destination.resolve(destination)
+            targetInfo = try target.fileSystem.info(target.path, followSymlinks: true)
+        } catch {
+            fail(destination.description, error)
+            return []
+        }
+        let intoDirectory = targetInfo?.kind == .directory
+        if sources.count > 1 && !intoDirectory {
+            throw CopyUsageError(description: "target '\(destination)' is not a directory")
+        }
+        var items: [Item] = []
+        for source in sources {
+            do {
+                let (fs, path) = try mounters.source.resolve(source)
+                guard let info = try fs.info(path, followSymlinks: true) else {
+                    throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
+                }
+                let destinationPath = intoDirectory ? target.fileSystem.join(target.path, Self.baseName(source)) : target.path
+                switch info.kind {
+                case .file:
+                    items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
+                                      destinationPath: destinationPath, info: info))
+                case .directory:
+                    guard options.recursive else {
+                        throw FileOperationError(operation: "copy", path: fs.display(path),
+                                                 reason: "is a directory (use -r to copy directories)")
+                    }
+                    if let existing = try target.fileSystem.info(destinationPath, followSymlinks: true),
+                       existing.kind != .directory {
+                        throw FileOperationError(operation: "overwrite", path: target.fileSystem.display(destinationPath),
+                                                 reason: "a directory cannot replace a file")
+                    }
+                    items.append(Item(kind: .directory, source: source, sourcePath: path, destination: destination,
+                                      destinationPath: destinationPath, info: info))
+                    try planTree(fs, path, source: source, into: destinationPath, destination: destination,
+                                 targetFileSystem: target.fileSystem, items: &items)
+                case .symlink, .other:
+                    throw FileOperationError(operation: "copy", path: fs.display(path), reason: "not a regular file or directory")
+                }
+            } catch let error as CopyUsageError {
+                throw error
+            } catch {
+                fail(source.description, error)
+            }
+        }
+        return items
+    }
+
+    private func planTree(_ fs: any CopyFileSystem, _ directory: String, source: Operand, into target: String,
+                          destination: Operand, targetFileSystem: any CopyFileSystem, items: inout [Item]) throws {
+        for name in try fs.list(directory).sorted() {
+            let path = fs.join(directory, name)
+            let to = targetFileSystem.join(target, name)
+            guard let info = try fs.info(path, followSymlinks: false) else { continue }
+            let kind: Kind
+            switch info.kind {
+            case .file: kind = .file
+            case .directory: kind = .directory
+            case .symlink: kind = .symlink
+            case .other:
+                fail(fs.display(path), FileOperationError(operation: "copy", path: fs.display(path),
+                                                           reason: "special file skipped"))
+                continue
+            }
+            items.append(Item(kind: kind, source: source, sourcePath: path, destination: destination,
+                              destinationPath: to, info: info))
+            if kind == .directory {
+                do {
+                    try planTree(fs, path, source: source, into: to, destination: destination,
+                                 targetFileSystem: targetFileSystem, items: &items)
+                } catch {
+                    fail(fs.display(path), error)
+                }
+            }
+        }
+    }
+
+    // MARK: Directories
+
+    private func intendedPermissions(_ info: FileInfo) -> Int {
+        options.preserve ? info.permissions : info.permissions & ~umask
+    }
+
+    private func createDirectory(_ item: Item, mounters: (source: Mounter, destination: Mounter)) {
+        var shown = item.destination.description
+        do {
+            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            shown = fs.display(item.destinationPath)
+            if let existing = try fs.info(item.destinationPath, followSymlinks: true) {
+                guard existing.kind == .directory else {
+                    throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")
+                }
+                return
+            }
+            // Owner rwx while its contents are copied; the final mode is set afterwards.
+            try fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
+            tally.withLock { $0.directories += 1 }
+        } catch {
+            fail(shown, error)
+        }
+    }
+
+    private func finishDirectory(_ item: Item, mounters: (source: Mounter, destination: Mounter)) {
+        do {
+            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            try fs.setPermissions(item.destinationPath, intendedPermissions(item.info))
+            if options.preserve {
+                if geteuid() == 0 { try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid) }
+                try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
+            }
+        } catch {
+            fail(item.destinationPath, error)
+        }
+    }
+
+    // MARK: Files
+
+    private static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    private func copy(_ item: Item, mounters: (source: Mounter, destination: Mounter), verbose: Bool) {
+        var shown = item.source.description
+        do {
+            let (sourceFS, _) = try mounters.source.resolve(item.source)
+            let (targetFS, _) = try mounters.destination.resolve(item.destination)
+            shown = sourceFS.display(item.sourcePath)
+            let existing = try targetFS.info(item.destinationPath, followSymlinks: false)
+            if existing != nil && options.noClobber {
+                tally.withLock { $0.skipped += 1 }
+                if verbose { log("skipped \(targetFS.display(item.destinationPath)): it exists") }
+                return
+            }
+            if item.kind == .symlink {
+                let target = try sourceFS.readSymlink(item.sourcePath)
+                if existing != nil { try targetFS.remove(item.destinationPath) }
+                try targetFS.makeSymlink(target, at: item.destinationPath)
+                tally.withLock { $0.symlinks += 1 }
+                if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath)) (symlink)") }
+                return
+            }
+            if existing?.kind == .directory {
+                throw FileOperationError(operation: "overwrite", path: targetFS.display(item.destinationPath),
+                                         reason: "Is a directory")
+            }
+            try copyFile(item, from: sourceFS, to: targetFS, existing: existing)
+            tally.withLock { $0.files += 1 }
+            progress.fileFinished()
+            if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath))") }
+        } catch {
+            fail(shown, error)
+        }
+    }
+
+    private func copyFile(_ item: Item, from sourceFS: any CopyFileSystem, to targetFS: any CopyFileSystem,
+                          existing: FileInfo?) throws {
+        // As cp: a new file gets the source's mode less the umask, an existing one keeps its mode.
+        let permissions = options.preserve ? item.info.permissions
+            : (existing.map(\.permissions) ?? intendedPermissions(item.info))
+        let reader = try sourceFS.openRead(item.sourcePath)
+        defer { try? reader.close() }
+        let writePath = options.inplace ? item.destinationPath
+            : targetFS.join(Self.parent(item.destinationPath), ".nfs-cp-\(UInt64.random(in: 0...UInt64.max).hex).part")
+        let writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
+                                     : try targetFS.createExclusive(writePath, permissions: 0o600)
+        var written = false
+        defer {
+            if !written {
+                try? writer.close()
+                if !options.inplace { try? targetFS.remove(writePath) }
+            }
+        }
+        let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
+        let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
+                                  sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
+        try writer.sync()
+        written = true
+        try writer.close()
+        do {
+            try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
+            if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
+        } catch {
+            if !options.inplace { try? targetFS.remove(writePath) }
+            throw error
+        }
+    }
+
+    private func finishFile(_ item: Item, at path: String, in fs: any CopyFileSystem, permissions: Int,
+                            digest: [UInt8]?, chunk: Int) throws {
+        if !options.inplace || options.preserve { try fs.setPermissions(path, permissions) }
+        if options.preserve {
+            if geteuid() == 0 { try fs.setOwner(path, uid: item.info.uid, gid: item.info.gid) }
+            try fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)
+        }
+        if let digest {
+            let check = try fs.openRead(path)
+            defer { try? check.close() }
+            guard try sha256(of: check, chunkSize: chunk) == digest else {
+                throw FileOperationError(operation: "verify", path: fs.display(item.destinationPath),
+                                         reason: "SHA-256 of the copy differs from the source")
+            }
+        }
+    }
+}
+
+extension UInt64 {
+    var hex: String { String(self, radix: 16) }
+}

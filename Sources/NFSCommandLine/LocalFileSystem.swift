@@ -1,0 +1,141 @@
+import LibNFS
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed step of a copy on either side, with the path as the user wrote it:
+/// `cannot open nfs://h/x/y: No such file or directory`.
+public struct FileOperationError: Error, CustomStringConvertible {
+    public var operation: String
+    /// The path or URL as shown to the user.
+    public var path: String
+    public var reason: String
+    /// libnfs's own text, shown with --verbose.
+    public var detail: String?
+
+    public init(operation: String, path: String, reason: String, detail: String? = nil) {
+        self.operation = operation; self.path = path; self.reason = reason; self.detail = detail
+    }
+    init(code: Errno, operation: String, path: String) {
+        self.init(operation: operation, path: path, reason: code.description)
+    }
+    public var description: String { "cannot \(operation) \(path): \(reason)" }
+}
+
+// Inside a type with members named `stat`, the C function needs a name of its own.
+private func statFollowing(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
+
+/// The local file system as one side of a copy.
+public struct LocalFileSystem: CopyFileSystem {
+    public init() {}
+
+    public func display(_ path: String) -> String { path }
+
+    private func check(_ rc: Int32, _ operation: String, _ path: String) throws {
+        if rc != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: operation, path: path) }
+    }
+
+    public func info(_ path: String, followSymlinks: Bool) throws -> FileInfo? {
+        var st = stat()
+        let rc = followSymlinks ? statFollowing(path, &st) : lstat(path, &st)
+        if rc != 0 {
+            if errno == ENOENT { return nil }
+            throw FileOperationError(code: Errno(rawValue: errno), operation: "stat", path: path)
+        }
+        let kind: FileInfo.Kind = switch st.st_mode & S_IFMT {
+        case S_IFREG: .file
+        case S_IFDIR: .directory
+        case S_IFLNK: .symlink
+        default: .other
+        }
+        return FileInfo(kind: kind, size: UInt64(st.st_size), permissions: Int(st.st_mode & 0o7777),
+                        uid: Int(st.st_uid), gid: Int(st.st_gid),
+                        accessTime: NFSTimestamp(seconds: Int64(st.st_atim.tv_sec), nanoseconds: UInt32(st.st_atim.tv_nsec)),
+                        modificationTime: NFSTimestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)))
+    }
+
+    public func list(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw FileOperationError(code: Errno(rawValue: errno), operation: "opendir", path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func makeDirectory(_ path: String, permissions: Int) throws {
+        try check(Glibc.mkdir(path, mode_t(permissions)), "mkdir", path)
+    }
+    public func makeSymlink(_ target: String, at path: String) throws { try check(Glibc.symlink(target, path), "symlink", path) }
+    public func readSymlink(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = Glibc.readlink(path, &buffer, 4096)
+        if n < 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readlink", path: path) }
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+    public func rename(_ from: String, to: String) throws { try check(Glibc.rename(from, to), "rename", from) }
+    public func remove(_ path: String) throws { try check(Glibc.unlink(path), "unlink", path) }
+    public func setPermissions(_ path: String, _ permissions: Int) throws {
+        try check(Glibc.chmod(path, mode_t(permissions)), "chmod", path)
+    }
+    public func setOwner(_ path: String, uid: Int, gid: Int) throws {
+        try check(Glibc.lchown(path, uid_t(uid), gid_t(gid)), "chown", path)
+    }
+    public func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws {
+        var times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),
+                     timespec(tv_sec: Int(modification.seconds), tv_nsec: Int(modification.nanoseconds))]
+        try check(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW), "utimes", path)
+    }
+
+    public func openRead(_ path: String) throws -> any FileReader {
+        do { return LocalFile(fd: try FileDescriptor.open(path, .readOnly), path: path) }
+        catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
+    }
+    public func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter {
+        try create(path, [.create, .exclusiveCreate], permissions)
+    }
+    public func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter {
+        try create(path, [.create, .truncate], permissions)
+    }
+    private func create(_ path: String, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> any FileWriter {
+        do {
+            return LocalFile(fd: try FileDescriptor.open(path, .writeOnly, options: options,
+                                                         permissions: FilePermissions(rawValue: mode_t(permissions))), path: path)
+        } catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
+    }
+    public var chunkSize: Int { 1 << 20 }
+}
+
+/// A local file descriptor as reader or writer.
+struct LocalFile: FileReader, FileWriter {
+    let fd: FileDescriptor
+    let path: String
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        do {
+            while done < buffer.count {
+                let n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+                if n == 0 { break }
+                done += n
+            }
+        } catch let e as Errno { throw FileOperationError(code: e, operation: "read", path: path) }
+        return done
+    }
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
+    }
+    func sync() throws {
+        if Glibc.fsync(fd.rawValue) != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "fsync", path: path) }
+    }
+    func close() throws {
+        do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }
+    }
+}

@@ -1,0 +1,88 @@
+import LibNFS
+import SystemPackage
+
+/// A mounted share as one side of a copy.
+public struct NFSFileSystem: CopyFileSystem {
+    public let context: NFSContext
+    /// The URL the context mounted; displayed paths are built on it.
+    public let root: NFSURL
+
+    public init(context: NFSContext) {
+        self.context = context
+        self.root = context.parsedURL
+    }
+
+    public func display(_ path: String) -> String {
+        let base = root.path.hasSuffix("/") ? String(root.path.dropLast()) : root.path
+        let tail = path == "/" ? "" : path
+        return "nfs://\(root.server)\(base)\(tail)"
+    }
+
+    /// Runs `body`, rewording an ``NFSError`` with the full URL of the path it names.
+    func translate<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as NFSError {
+            throw FileOperationError(operation: error.operation, path: display(error.path ?? path),
+                                     reason: error.reason, detail: error.message)
+        }
+    }
+
+    public func info(_ path: String, followSymlinks: Bool) throws -> FileInfo? {
+        let found = try translate(path) {
+            followSymlinks ? try context.statIfPresent(path) : try lstatIfPresent(path)
+        }
+        guard let st = found else { return nil }
+        let kind: FileInfo.Kind = switch st.type {
+        case .regular: .file
+        case .directory: .directory
+        case .symbolicLink: .symlink
+        default: .other
+        }
+        return FileInfo(kind: kind, size: st.size, permissions: Int(st.mode & 0o7777), uid: Int(st.uid), gid: Int(st.gid),
+                        accessTime: st.accessTime, modificationTime: st.modificationTime)
+    }
+
+    private func lstatIfPresent(_ path: String) throws -> NFSStat? {
+        do { return try context.lstat(path) } catch let error as NFSError where error.code == .noSuchFileOrDirectory {
+            return nil
+        }
+    }
+
+    public func list(_ path: String) throws -> [String] { try translate(path) { try context.listdir(path) } }
+    public func makeDirectory(_ path: String, permissions: Int) throws { try translate(path) { try context.mkdir(path, mode: permissions) } }
+    public func makeSymlink(_ target: String, at path: String) throws { try translate(path) { try context.symlink(target, at: path) } }
+    public func readSymlink(_ path: String) throws -> String { try translate(path) { try context.readlink(path) } }
+    public func rename(_ from: String, to: String) throws { try translate(from) { try context.rename(from, to: to) } }
+    public func remove(_ path: String) throws { try translate(path) { try context.unlink(path) } }
+    public func setPermissions(_ path: String, _ permissions: Int) throws { try translate(path) { try context.chmod(path, mode: permissions) } }
+    public func setOwner(_ path: String, uid: Int, gid: Int) throws { try translate(path) { try context.chown(path, uid: uid, gid: gid) } }
+    public func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws {
+        try translate(path) { try context.utimes(path, accessTime: access, modificationTime: modification) }
+    }
+    public func openRead(_ path: String) throws -> any FileReader {
+        NFSReader(file: try translate(path) { try context.open(path) }, fileSystem: self)
+    }
+    public func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter {
+        NFSWriter(file: try translate(path) { try context.open(path, mode: "x", permissions: permissions) }, fileSystem: self)
+    }
+    public func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter {
+        NFSWriter(file: try translate(path) { try context.open(path, mode: "w", permissions: permissions) }, fileSystem: self)
+    }
+    public var chunkSize: Int { max(context.readMax, context.writeMax, 65536) }
+}
+
+struct NFSReader: FileReader {
+    let file: NFSFileHandle
+    let fileSystem: NFSFileSystem
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try fileSystem.translate(file.name) { try file.read(into: buffer) }
+    }
+    func close() throws { try fileSystem.translate(file.name) { try file.close() } }
+}
+
+struct NFSWriter: FileWriter {
+    let file: NFSFileHandle
+    let fileSystem: NFSFileSystem
+    func write(_ buffer: UnsafeRawBufferPointer) throws { try fileSystem.translate(file.name) { try file.write(raw: buffer) } }
+    func sync() throws { try fileSystem.translate(file.name) { try file.fsync() } }
+    func close() throws { try fileSystem.translate(file.name) { try file.close() } }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Terminal facts for deciding whether to draw a progress line.
+public enum Terminal {
+    /// True when standard error is a terminal that understands `\r` and erase-line.
+    public static var standardErrorIsInteractive: Bool {
+        isatty(2) == 1 && ProcessInfo.processInfo.environment["TERM"].map { $0 != "dumb" && !$0.isEmpty } ?? false
+    }
+}
+
+/// Human-readable sizes and durations.
+public enum Format {
+    public static func bytes(_ count: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "--:--" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+                         : String(format: "%02d:%02d", s / 60, s % 60)
+    }
+}
+
+/// Counts bytes and files from any thread and, when enabled, redraws one
+/// status line on standard error about ten times a second; ``finish()`` clears it.
+public final class ProgressLine: Sendable {
+    private let bytesDone = Atomic<UInt64>(0)
+    private let filesDone = Atomic<Int>(0)
+    private let totals = Mutex<(bytes: UInt64, files: Int)>((0, 0))
+    private let running = Atomic<Bool>(false)
+    private let stopped = Mutex<Bool>(false)
+    private let start = ContinuousClock.now
+    private let enabled: Bool
+
+    public init(enabled: Bool) { self.enabled = enabled }
+
+    public func setTotals(bytes: UInt64, files: Int) { totals.withLock { $0 = (bytes, files) } }
+    public func add(bytes: Int) { bytesDone.add(UInt64(bytes), ordering: .relaxed) }
+    public func fileFinished() { filesDone.add(1, ordering: .relaxed) }
+    public var bytes: UInt64 { bytesDone.load(ordering: .relaxed) }
+    public var elapsedSeconds: Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// Starts redrawing on a background thread (no-op unless enabled).
+    public func startDrawing() {
+        guard enabled, !running.exchange(true, ordering: .relaxed) else { return }
+        Thread.detachNewThread { [self] in
+            // Drawing under the lock that finish() takes, so no line appears after it is cleared.
+            while stopped.withLock({ s -> Bool in if !s { draw() }; return !s }) {
+                usleep(100_000)
+            }
+        }
+    }
+
+    private func draw() {
+        let (totalBytes, totalFiles) = totals.withLock { $0 }
+        let done = bytes
+        let seconds = max(elapsedSeconds, 0.001)
+        let rate = Double(done) / seconds
+        let eta = rate > 0 && totalBytes > done ? Double(totalBytes - done) / rate : 0
+        let percent = totalBytes > 0 ? Int(Double(done) * 100 / Double(totalBytes)) : 100
+        let line = "\(Format.bytes(done)) / \(Format.bytes(totalBytes)) (\(percent)%)  \(Format.bytes(UInt64(rate)))/s"
+            + "  ETA \(Format.duration(eta))  files \(filesDone.load(ordering: .relaxed))/\(totalFiles)"
+        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+    }
+
+    /// Runs `body` (which prints a line) with the status line cleared, so the two do not mix.
+    public func pauseWhile(_ body: () -> Void) {
+        stopped.withLock { s in
+            if !s && enabled && running.load(ordering: .relaxed) {
+                FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+            }
+            body()
+        }
+    }
+
+    /// Stops redrawing and clears the line.
+    public func finish() {
+        stopped.withLock { s in
+            if !s && enabled && running.load(ordering: .relaxed) {
+                FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+            }
+            s = true
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import LibNFS
-print("nfs-cp: not yet implemented")
