@@ -51,9 +51,24 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Finds the live server that Scripts/test starts; shared by the test targets.
+        .target(
+            name: "NFSTestSupport",
+            dependencies: ["LibNFS"],
+            path: "Tests/NFSTestSupport"
+        ),
         .testTarget(
             name: "LibNFSTests",
-            dependencies: ["LibNFS", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["LibNFS", "NFSTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // These run the built executables; depending on them makes `swift test` build them.
+        .testTarget(
+            name: "NFSCopyTests",
+            dependencies: ["nfs-cp", "LibNFS", "NFSTestSupport"]
+        ),
+        .testTarget(
+            name: "NFSCheckTests",
+            dependencies: ["nfs-check", "LibNFS", "NFSTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -312,8 +312,16 @@ public final class Copier: Sendable {
         defer { try? reader.close() }
         let writePath = options.inplace ? item.destinationPath
             : targetFS.join(Self.parent(item.destinationPath), ".nfs-cp-\(UInt64.random(in: 0...UInt64.max).hex).part")
-        let writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
+        let writer: any FileWriter
+        do {
+            writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
                                      : try targetFS.createExclusive(writePath, permissions: 0o600)
+        } catch var error as FileOperationError {
+            // The temporary name means nothing to the user; the destination does.
+            error.operation = "create"
+            error.path = targetFS.display(item.destinationPath)
+            throw error
+        }
         var written = false
         defer {
             if !written {

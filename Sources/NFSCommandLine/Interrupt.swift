@@ -12,6 +12,13 @@ private let receivedSignal = Atomic<Int32>(0)
 public enum Interrupt {
     /// Installs handlers for SIGINT and SIGTERM that only record the signal.
     public static func install() {
+        // A parent may hand down a mask that blocks them (seen under the test runner),
+        // which would make the tool ignore Ctrl-C and SIGTERM.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         _ = Glibc.signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
         _ = Glibc.signal(SIGTERM) { receivedSignal.store($0, ordering: .relaxed) }
     }

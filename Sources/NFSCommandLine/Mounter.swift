@@ -43,11 +43,38 @@ public final class Mounter: Sendable {
         return context
     }
 
-    /// The file system and the path within it that `operand` names.
+    /// Which URL to mount for `url`, and the path of `url` inside that mount.
     ///
-    /// An NFS URL's parent directory is mounted and its last component looked
-    /// up in it, so that files and not-yet-existing names work; when the parent
-    /// cannot be mounted (the URL is an export's root) the URL itself is mounted.
+    /// The parent directory is tried first, so that files and names that do not
+    /// exist yet work; then the URL itself (an export's root has no mountable
+    /// parent); then the parent's ancestors, so that a missing directory is
+    /// reported by the lookup below a mount ("No such file or directory") rather
+    /// than by the MOUNT protocol, which answers "Permission denied" for it.
+    private func findMountPoint(for url: NFSURL) throws -> (root: NFSURL, path: String) {
+        if url.lastComponent.isEmpty { return (url, "/") }
+        var candidates = [url.deletingLastComponent, url]
+        var ancestor = url.deletingLastComponent
+        while !ancestor.lastComponent.isEmpty {
+            ancestor = ancestor.deletingLastComponent
+            candidates.append(ancestor)
+        }
+        var firstError: NFSError?
+        for candidate in candidates {
+            do {
+                _ = try mount(candidate)
+                let prefix = candidate.path.split(separator: "/")
+                let rest = url.path.split(separator: "/").dropFirst(prefix.count)
+                return (candidate, "/" + rest.joined(separator: "/"))
+            } catch let error as NFSError {
+                // A server that is down or silent gives the same answer for every path.
+                if error.isTimeout || error.code == .connectionRefused { throw error }
+                if firstError == nil { firstError = error }
+            }
+        }
+        throw firstError ?? NFSError(code: .noSuchFileOrDirectory, operation: "mount", path: url.description)
+    }
+
+    /// The file system and the path within it that `operand` names; see ``findMountPoint(for:)``.
     public func resolve(_ operand: Operand) throws -> (fileSystem: any CopyFileSystem, path: String) {
         switch operand {
         case .local(let path):
@@ -56,22 +83,7 @@ public final class Mounter: Sendable {
             if let known = resolved.withLock({ $0[operand] }) {
                 return (NFSFileSystem(context: try mount(try NFSURL(known.root))), known.path)
             }
-            var result: (root: NFSURL, path: String)
-            if url.lastComponent.isEmpty {
-                result = (url, "/")
-            } else {
-                do {
-                    _ = try mount(url.deletingLastComponent)
-                    result = (url.deletingLastComponent, "/" + url.lastComponent)
-                } catch let parentError as NFSError where !parentError.isTimeout && parentError.code != .connectionRefused {
-                    do {
-                        _ = try mount(url)
-                        result = (url, "/")
-                    } catch {
-                        throw parentError
-                    }
-                }
-            }
+            let result = try findMountPoint(for: url)
             resolved.withLock { $0[operand] = (result.root.description, result.path) }
             return (NFSFileSystem(context: try mount(result.root)), result.path)
         }

@@ -80,7 +80,10 @@ private final class Pipe: Sendable {
 
     init(depth: Int, chunkSize: Int) {
         self.chunkSize = chunkSize
-        free = DispatchSemaphore(value: depth)
+        // libdispatch traps when a semaphore is freed with a value below the one it was
+        // created with (as after an interrupted copy), so count the buffers in by signalling.
+        free = DispatchSemaphore(value: 0)
+        for _ in 0..<depth { free.signal() }
         spare = Mutex(Array(repeating: [UInt8](repeating: 0, count: chunkSize), count: depth))
     }
 

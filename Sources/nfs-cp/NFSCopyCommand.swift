@@ -72,7 +72,9 @@ struct NFSCopyCommand: ParsableCommand {
         guard operands.count >= 2 else { throw ValidationError("need at least one SOURCE and a DESTINATION") }
         guard jobs >= 1 && jobs <= 64 else { throw ValidationError("--jobs takes a number from 1 to 64") }
         guard timeout > 0 && timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
-        for operand in operands { _ = try Operand(operand) }
+        for operand in operands {
+            do { _ = try Operand(operand) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     static func main() {

@@ -1,8 +1,9 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import Testing
 
-@Suite("Concurrency: one context shared by many tasks", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Concurrency: one context shared by many tasks", TestServer.required)
 struct ConcurrencyTests {
     @Test("8 concurrent tasks doing mixed writes, reads and stats on one context get correct bytes")
     func mixedWorkload() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import SystemPackage
 import Testing
 
@@ -18,7 +19,7 @@ func expectNFSError(_ code: Errno, naming path: String, _ comment: Comment? = ni
     }
 }
 
-@Suite("Errors name the path and the reason", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Errors name the path and the reason", TestServer.required)
 struct ErrorTests {
     @Test("missing files, missing parents, wrong types and existing names each throw their errno")
     func namespaceErrors() throws {

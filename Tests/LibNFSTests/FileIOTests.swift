@@ -1,9 +1,10 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import SystemPackage
 import Testing
 
-@Suite("Reading and writing files", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Reading and writing files", TestServer.required)
 struct FileIOTests {
     /// 0, 1, readMax-1, readMax, readMax+1 and 10 MiB, computed once readMax is known.
     static func sizes(readMax: Int) -> [Int] { [0, 1, readMax - 1, readMax, readMax + 1, 10 << 20] }

@@ -1,9 +1,10 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import SystemPackage
 import Testing
 
-@Suite("Mounting a live share", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Mounting a live share", TestServer.required)
 struct MountTests {
     @Test("mounts, stats the export root and reads a file written on local disk")
     func mountStatAndRead() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import SystemPackage
 import Testing
 
-@Suite("Directories, links and attributes", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Directories, links and attributes", TestServer.required)
 struct NamespaceTests {
     @Test("mkdir, makedirs, rename, link, symlink, readlink, unlink and rmdir change the disk as asked")
     func namespaceOperations() throws {
@@ -107,7 +108,7 @@ struct NamespaceTests {
         let scratch = try server.scratch("big")
         defer { scratch.cleanUp() }
         for i in 0..<10_000 {
-            FileManager.default.createFile(atPath: scratch.local("e\(i)"), contents: Data(repeating: 1, count: i % 7))
+            _ = FileManager.default.createFile(atPath: scratch.local("e\(i)"), contents: Data(repeating: 1, count: i % 7))
         }
         let nfs = try server.mount()
         defer { try? nfs.close() }
@@ -143,7 +144,7 @@ struct NamespaceTests {
     }
 }
 
-@Suite("Resources are released", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Resources are released", TestServer.required)
 struct LeakTests {
     static func residentBytes() -> Int {
         guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }

@@ -1,9 +1,10 @@
 import Foundation
 import LibNFS
+import NFSTestSupport
 import SystemPackage
 import Testing
 
-@Suite("Failing mounts and unresponsive servers end quickly", .enabled(if: TestServer.shouldRun, TestServer.skipReason))
+@Suite("Failing mounts and unresponsive servers end quickly", TestServer.required)
 struct TimeoutTests {
     func elapsed(_ body: () throws -> Void) rethrows -> Duration {
         let clock = ContinuousClock()

@@ -4,11 +4,11 @@ import Synchronization
 
 /// A TCP socket on 127.0.0.1 that accepts connections (the kernel completes
 /// the handshake) but never reads or answers: a server that hangs.
-final class SilentListener: Sendable {
-    let port: UInt16
+public final class SilentListener: Sendable {
+    public let port: UInt16
     private let fd: Int32
 
-    init() throws {
+    public init() throws {
         (fd, port) = try listenLoopback()
     }
 
@@ -16,15 +16,15 @@ final class SilentListener: Sendable {
 }
 
 /// A loopback port with nothing listening on it (bound, then closed).
-func closedLoopbackPort() throws -> UInt16 {
+public func closedLoopbackPort() throws -> UInt16 {
     let (fd, port) = try listenLoopback()
     close(fd)
     return port
 }
 
-struct SocketError: Error { let what: String; let code: Int32 }
+public struct SocketError: Error { public let what: String; public let code: Int32 }
 
-func listenLoopback() throws -> (Int32, UInt16) {
+public func listenLoopback() throws -> (Int32, UInt16) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
     var one: Int32 = 1
@@ -47,12 +47,12 @@ func listenLoopback() throws -> (Int32, UInt16) {
 /// A loopback TCP proxy in front of one port of the test server that can be
 /// told to stop forwarding: connections stay open but nothing comes back,
 /// like a server that stops answering in the middle of a transfer.
-final class StallingProxy: Sendable {
-    let port: UInt16
+public final class StallingProxy: Sendable {
+    public let port: UInt16
     private let listener: Int32
     private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32])>((false, false, []))
 
-    init(forwardingTo targetPort: UInt16) throws {
+    public init(forwardingTo targetPort: UInt16) throws {
         (listener, port) = try listenLoopback()
         let listener = self.listener
         Thread.detachNewThread { [self] in
@@ -73,7 +73,7 @@ final class StallingProxy: Sendable {
     }
 
     /// From now on, bytes in both directions are read and dropped.
-    func stall() { state.withLock { $0.stalled = true } }
+    public func stall() { state.withLock { $0.stalled = true } }
 
     private func pump(from source: Int32, to destination: Int32) {
         Thread.detachNewThread { [self] in
@@ -93,7 +93,7 @@ final class StallingProxy: Sendable {
     }
 
     /// Closes the listener and every proxied connection, which ends the pump threads.
-    func shutdownAll() {
+    public func shutdownAll() {
         let fds = state.withLock { s -> [Int32] in
             s.closed = true
             defer { s.fds = [] }
@@ -105,7 +105,7 @@ final class StallingProxy: Sendable {
     }
 }
 
-func connectLoopback(_ port: UInt16) throws -> Int32 {
+public func connectLoopback(_ port: UInt16) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
     var addr = sockaddr_in()

@@ -4,21 +4,25 @@ import Testing
 
 /// The live NFS server that `Scripts/test` starts, described by the environment:
 /// `NFS_TEST_URL` (the export's `nfs://` URL) and `NFS_TEST_EXPORT` (the same directory on local disk).
-struct TestServer {
-    let url: NFSURL
-    let export: String
+public struct TestServer: Sendable {
+    public let url: NFSURL
+    public let export: String
 
-    static let environment = ProcessInfo.processInfo.environment
+    public static let environment = ProcessInfo.processInfo.environment
 
     /// Tests that need the server run when it is configured, and always under CI,
     /// where a missing server must fail rather than skip.
-    static var shouldRun: Bool {
+    public static var shouldRun: Bool {
         environment["NFS_TEST_URL"] != nil || environment["CI"] != nil
     }
 
-    static let skipReason: Comment = "no NFS server configured: run Scripts/test, or eval \"$(Scripts/nfs-server start)\" and export its variables"
+    public static let skipReason: Comment = "no NFS server configured: run Scripts/test, or eval \"$(Scripts/nfs-server start)\" and export its variables"
 
-    static func require() throws -> TestServer {
+    /// The trait for suites that need the live server: they run when it is
+    /// configured and under CI (where its absence fails), and skip with a reason elsewhere.
+    public static var required: ConditionTrait { .enabled(if: shouldRun, skipReason) }
+
+    public static func require() throws -> TestServer {
         guard let url = environment["NFS_TEST_URL"], let export = environment["NFS_TEST_EXPORT"] else {
             throw TestServerMissing()
         }
@@ -26,7 +30,7 @@ struct TestServer {
     }
 
     /// A fresh directory in the export, named uniquely for one test, and removed by `cleanUp()`.
-    func scratch(_ label: String = "t") throws -> Scratch {
+    public func scratch(_ label: String = "t") throws -> Scratch {
         let name = "\(label)-\(UUID().uuidString.prefix(8))"
         let local = export + "/" + name
         try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: false,
@@ -34,42 +38,42 @@ struct TestServer {
         return Scratch(server: self, name: name, local: local)
     }
 
-    func mount(_ options: NFSOptions = .init()) throws -> NFSContext {
+    public func mount(_ options: NFSOptions = .init()) throws -> NFSContext {
         try NFSContext(url: url.description, options: options)
     }
 }
 
-struct TestServerMissing: Error, CustomStringConvertible {
-    var description: String {
+public struct TestServerMissing: Error, CustomStringConvertible {
+    public var description: String {
         "CI is set but NFS_TEST_URL/NFS_TEST_EXPORT are not: the NFS server was not started (Scripts/test starts it)"
     }
 }
 
 /// One test's directory, seen both through NFS (``path``) and on local disk (``local``).
-struct Scratch {
-    let server: TestServer
-    let name: String
-    let local: String
+public struct Scratch: Sendable {
+    public let server: TestServer
+    public let name: String
+    public let local: String
 
     /// The directory's path relative to the export root, as NFS calls take it.
-    var path: String { "/" + name }
-    func path(_ child: String) -> String { path + "/" + child }
-    func local(_ child: String) -> String { local + "/" + child }
+    public var path: String { "/" + name }
+    public func path(_ child: String) -> String { path + "/" + child }
+    public func local(_ child: String) -> String { local + "/" + child }
     /// A URL for the directory (or a child), for context-free opens and the CLI tools.
-    func url(_ child: String? = nil) -> NFSURL {
+    public func url(_ child: String? = nil) -> NFSURL {
         let dir = server.url.appending(name)
         return child.map { dir.appending($0) } ?? dir
     }
 
-    func writeLocal(_ child: String, _ bytes: [UInt8]) throws {
+    public func writeLocal(_ child: String, _ bytes: [UInt8]) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: local(child)))
     }
 
-    func readLocal(_ child: String) throws -> [UInt8] {
+    public func readLocal(_ child: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: local(child))))
     }
 
-    func cleanUp() {
+    public func cleanUp() {
         // Tests may leave read-only modes behind; make everything removable first.
         if let e = FileManager.default.enumerator(atPath: local) {
             for case let item as String in e {
@@ -80,7 +84,7 @@ struct Scratch {
     }
 }
 
-func randomBytes(_ count: Int) -> [UInt8] {
+public func randomBytes(_ count: Int) -> [UInt8] {
     var generator = SystemRandomNumberGenerator()
     var bytes = [UInt8](repeating: 0, count: count)
     var i = 0

@@ -1,0 +1,300 @@
+import Foundation
+import LibNFS
+import NFSTestSupport
+import Testing
+
+/// Runs nfs-cp and returns its result.
+func nfsCp(_ arguments: String...) throws -> ToolResult { try Tool.run("nfs-cp", arguments) }
+
+/// Names of leftover temporary files anywhere below `directory`.
+func temporaries(in directory: String) -> [String] {
+    (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? [])
+        .filter { ($0 as NSString).lastPathComponent.hasPrefix(".nfs-cp-") }
+}
+
+@Suite("nfs-cp copies files", TestServer.required)
+struct CopyTests {
+    @Test("every direction copies every size around readMax and 64 MiB exactly")
+    func everyDirectionAndSize() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-dirs")
+        defer { scratch.cleanUp() }
+        let readMax = try server.mount().readMax
+        let local = NSTemporaryDirectory() + "nfs-cp-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: local) }
+
+        for size in [0, 1, readMax - 1, readMax, readMax + 1, 64 << 20] {
+            let bytes = randomBytes(size)
+            let original = local + "/orig-\(size)"
+            try Data(bytes).write(to: URL(fileURLWithPath: original))
+
+            // local → NFS
+            var r = try nfsCp(original, scratch.url("up-\(size)").description)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try scratch.readLocal("up-\(size)") == bytes, "local→NFS \(size)")
+            // NFS → NFS
+            r = try nfsCp(scratch.url("up-\(size)").description, scratch.url("nn-\(size)").description)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try scratch.readLocal("nn-\(size)") == bytes, "NFS→NFS \(size)")
+            // NFS → local
+            r = try nfsCp(scratch.url("nn-\(size)").description, local + "/down-\(size)")
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: local + "/down-\(size)"))) == bytes, "NFS→local \(size)")
+            // local → local
+            r = try nfsCp(original, local + "/ll-\(size)")
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: local + "/ll-\(size)"))) == bytes, "local→local \(size)")
+        }
+        #expect(temporaries(in: scratch.local).isEmpty)
+        #expect(temporaries(in: local).isEmpty)
+    }
+
+    @Test("what nfs-cp writes, libnfs-utils' nfs-cat reads back identically")
+    func peerReadsOurFiles() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-peer")
+        defer { scratch.cleanUp() }
+        let bytes = randomBytes(3_000_001)
+        let original = scratch.local("orig")
+        try Data(bytes).write(to: URL(fileURLWithPath: original))
+        let r = try nfsCp(original, scratch.url("copy").description, "--verify")
+        #expect(r.status == 0, "\(r.stderr)")
+        let cat = Process()
+        cat.executableURL = URL(fileURLWithPath: "/usr/bin/nfs-cat")
+        cat.arguments = [scratch.url("copy").description]
+        let pipe = Pipe()
+        cat.standardOutput = pipe
+        try cat.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        cat.waitUntilExit()
+        #expect(cat.terminationStatus == 0)
+        #expect([UInt8](data) == bytes)
+    }
+
+    @Test("an existing destination is overwritten by default and kept with -n")
+    func overwriteAndNoClobber() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-clobber")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("src", Array("new".utf8))
+        try scratch.writeLocal("dst", Array("old contents".utf8))
+        var r = try nfsCp("-n", scratch.local("src"), scratch.url("dst").description)
+        #expect(r.status == 0)
+        #expect(try scratch.readLocal("dst") == Array("old contents".utf8))
+        r = try nfsCp(scratch.local("src"), scratch.url("dst").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try scratch.readLocal("dst") == Array("new".utf8))
+    }
+
+    @Test("several sources go into a directory, and a file source into an existing directory keeps its name")
+    func intoDirectory() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-into")
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.local("in"), withIntermediateDirectories: false)
+        try scratch.writeLocal("a", [1]); try scratch.writeLocal("b", [2])
+        let r = try nfsCp(scratch.local("a"), scratch.local("b"), scratch.url("in").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try scratch.readLocal("in/a") == [1] && scratch.readLocal("in/b") == [2])
+        let bad = try nfsCp(scratch.local("a"), scratch.local("b"), scratch.url("a").description)
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("is not a directory"))
+    }
+
+    @Test("-r copies nested and empty directories and symlinks both ways, and -j 4 copies many files")
+    func recursive() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-tree")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        let tree = scratch.local("tree")
+        try fm.createDirectory(atPath: tree + "/a/b/c", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: tree + "/empty", withIntermediateDirectories: true)
+        try Data(randomBytes(70_000)).write(to: URL(fileURLWithPath: tree + "/a/b/c/deep.bin"))
+        try Data("top".utf8).write(to: URL(fileURLWithPath: tree + "/top.txt"))
+        try fm.createSymbolicLink(atPath: tree + "/a/link", withDestinationPath: "b/c/deep.bin")
+        for i in 0..<200 { try Data(randomBytes(i * 13)).write(to: URL(fileURLWithPath: tree + "/a/f\(i)")) }
+
+        // local → NFS, 4 workers
+        var r = try nfsCp("-r", "-j", "4", tree, scratch.url("up").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        try expectSameTree(tree, scratch.local("up"))
+        // NFS → local
+        let down = scratch.local("down")
+        r = try nfsCp("-r", scratch.url("up").description, down)
+        #expect(r.status == 0, "\(r.stderr)")
+        try expectSameTree(tree, down)
+        // Without -r a directory is refused with a reason.
+        r = try nfsCp(tree, scratch.url("nope").description)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("use -r"))
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
+    func expectSameTree(_ a: String, _ b: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let fm = FileManager.default
+        let left = Set(fm.enumerator(atPath: a)?.allObjects as? [String] ?? [])
+        let right = Set(fm.enumerator(atPath: b)?.allObjects as? [String] ?? [])
+        #expect(left == right, sourceLocation: sourceLocation)
+        for item in left {
+            let type = try fm.attributesOfItem(atPath: a + "/" + item)[.type] as? FileAttributeType
+            let otherType = try? fm.attributesOfItem(atPath: b + "/" + item)[.type] as? FileAttributeType
+            #expect(type == otherType, "\(item)", sourceLocation: sourceLocation)
+            if type == .typeSymbolicLink {
+                #expect(try fm.destinationOfSymbolicLink(atPath: a + "/" + item) == fm.destinationOfSymbolicLink(atPath: b + "/" + item))
+            } else if type == .typeRegular {
+                #expect(fm.contentsEqual(atPath: a + "/" + item, andPath: b + "/" + item), "\(item)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    @Test("-p keeps the mode and the modification time")
+    func preserve() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-p")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        try scratch.writeLocal("src", randomBytes(1000))
+        let mtime = Date(timeIntervalSince1970: 1_234_567_890)
+        try fm.setAttributes([.posixPermissions: 0o640, .modificationDate: mtime], ofItemAtPath: scratch.local("src"))
+        var r = try nfsCp("-p", scratch.local("src"), scratch.url("kept").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        let attributes = try fm.attributesOfItem(atPath: scratch.local("kept"))
+        #expect(attributes[.posixPermissions] as? Int == 0o640)
+        #expect((attributes[.modificationDate] as? Date).map { abs($0.timeIntervalSince(mtime)) < 0.001 } == true)
+        // And back from NFS to local.
+        r = try nfsCp("-p", scratch.url("kept").description, scratch.local("back"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let back = try fm.attributesOfItem(atPath: scratch.local("back"))
+        #expect(back[.posixPermissions] as? Int == 0o640)
+        #expect((back[.modificationDate] as? Date).map { abs($0.timeIntervalSince(mtime)) < 0.001 } == true)
+    }
+
+    @Test("names with spaces and unicode copy in both directions")
+    func awkwardNames() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-names")
+        defer { scratch.cleanUp() }
+        let name = "a file ✓日本.txt"
+        try scratch.writeLocal("orig", Array("content".utf8))
+        var r = try nfsCp(scratch.local("orig"), scratch.url(name).description)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try scratch.readLocal(name) == Array("content".utf8))
+        r = try nfsCp(scratch.url(name).description, scratch.local("back " + name))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try scratch.readLocal("back " + name) == Array("content".utf8))
+    }
+
+    @Test("--json prints one parseable summary")
+    func json() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-json")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("a", randomBytes(12_345))
+        let r = try nfsCp("--json", scratch.local("a"), scratch.local("missing-source"), scratch.url().description)
+        #expect(r.status == 1)
+        let object = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(object["files"] as? Int == 1)
+        #expect(object["bytes"] as? Int == 12_345)
+        #expect((object["seconds"] as? Double).map { $0 >= 0 } == true)
+        #expect((object["bytesPerSecond"] as? Double).map { $0 >= 0 } == true)
+        let failures = try #require(object["failures"] as? [[String: Any]])
+        #expect(failures.count == 1)
+        #expect((failures.first?["path"] as? String)?.contains("missing-source") == true)
+        #expect((failures.first?["reason"] as? String)?.contains("No such file or directory") == true)
+    }
+}
+
+@Suite("nfs-cp fails clearly and loses nothing", TestServer.required)
+struct CopyFailureTests {
+    @Test("a missing source names the path and exits 1")
+    func missingSource() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpf-missing")
+        defer { scratch.cleanUp() }
+        let url = scratch.url("nope").description
+        let r = try nfsCp(url, scratch.local("x"))
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("nfs-cp: cannot stat nfs://"))
+        #expect(r.stderr.contains("/nope: No such file or directory"))
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("x")))
+    }
+
+    @Test("a missing destination directory names the path and exits 1, leaving nothing")
+    func missingDestinationDirectory() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpf-nodir")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("src", [1, 2, 3])
+        let r = try nfsCp(scratch.local("src"), scratch.url("no/such/dir/file").description)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("No such file or directory"), "\(r.stderr)")
+        #expect(r.stderr.contains("no/such/dir"), "\(r.stderr)")
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
+    @Test("an unwritable destination is refused with the reason, and the existing file is untouched")
+    func unwritableDestination() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpf-ro")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: scratch.local("locked"), withIntermediateDirectories: false)
+        try scratch.writeLocal("locked/existing", Array("keep me".utf8))
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.local("locked"))
+        try scratch.writeLocal("src", [9, 9, 9])
+        let r = try nfsCp("--uid", "1000", "--gid", "1000", scratch.local("src"), scratch.url("locked/existing").description)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Permission denied"), "\(r.stderr)")
+        #expect(try scratch.readLocal("locked/existing") == Array("keep me".utf8))
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
+    @Test("bad usage exits 2 with a message")
+    func usage() throws {
+        var r = try nfsCp("only-one-operand")
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("nfs-cp:"))
+        r = try nfsCp("--jobs", "0", "a", "b")
+        #expect(r.status == 2)
+        r = try nfsCp("http://example.invalid/x", "b")
+        #expect(r.status == 2)
+        r = try nfsCp("--help")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("--no-clobber") && r.stdout.contains("Exit status"))
+    }
+
+    @Test("SIGTERM in the middle of a large copy leaves no partial file under the destination name")
+    func interrupted() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpf-term")
+        defer { scratch.cleanUp() }
+        let big = scratch.local("big.src")
+        // Sparse 2 GiB source: cheap to create, long enough to copy that the signal lands mid-way.
+        _ = FileManager.default.createFile(atPath: big, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
+        try handle.truncate(atOffset: 2 << 30)
+        try handle.close()
+        try scratch.writeLocal("dest", Array("previous".utf8))
+
+        let copy = try Tool.start("nfs-cp", [big, scratch.url("dest").description])
+        // Wait until the temporary file has grown, i.e. the copy is under way.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var started = false
+        while ContinuousClock.now < deadline && copy.process.isRunning {
+            if let temp = temporaries(in: scratch.local).first,
+               let size = try? FileManager.default.attributesOfItem(atPath: scratch.local(temp))[.size] as? Int, size > 8 << 20 {
+                started = true
+                break
+            }
+            usleep(20_000)
+        }
+        #expect(started, "the copy never got going")
+        copy.signal(SIGTERM)
+        let r = try copy.wait(timeout: .seconds(60))
+        #expect(r.status == 128 + SIGTERM, "\(r.stderr)")
+        #expect(try scratch.readLocal("dest") == Array("previous".utf8))
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+}

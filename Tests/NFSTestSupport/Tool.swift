@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+
+/// The result of running one of the package's executables.
+public struct ToolResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+/// Runs the package's built executables (they sit beside the test bundle).
+public enum Tool {
+    /// The directory SwiftPM built the tests and executables into.
+    public static var binDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    public static func url(_ name: String) -> URL { binDirectory.appendingPathComponent(name) }
+
+    /// Starts `name` with `arguments`; standard output and error are collected.
+    public static func start(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> RunningTool {
+        try RunningTool(executable: url(name), arguments: arguments, environment: environment)
+    }
+
+    /// Runs `name` to completion, killing it after `timeout` so a test can never hang on it.
+    public static func run(_ name: String, _ arguments: [String], timeout: Duration = .seconds(120),
+                           environment: [String: String]? = nil) throws -> ToolResult {
+        try start(name, arguments, environment: environment).wait(timeout: timeout)
+    }
+}
+
+/// A started executable whose output is drained on background threads.
+public final class RunningTool: @unchecked Sendable {
+    // @unchecked: `process` is only touched from the creating test, the pipes' data only after the readers signal.
+    public let process = Process()
+    private let out = Pipe()
+    private let err = Pipe()
+    private var outData = Data()
+    private var errData = Data()
+    private let drained = DispatchGroup()
+
+    init(executable: URL, arguments: [String], environment: [String: String]?) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        drained.enter()
+        Thread.detachNewThread { [self] in outData = out.fileHandleForReading.readDataToEndOfFile(); drained.leave() }
+        drained.enter()
+        Thread.detachNewThread { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); drained.leave() }
+    }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    public func wait(timeout: Duration) throws -> ToolResult {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            _ = drained.wait(timeout: .now() + 5)
+            throw ToolTimedOut(arguments: process.arguments ?? [])
+        }
+        process.waitUntilExit()
+        _ = drained.wait(timeout: .now() + 10)
+        return ToolResult(status: process.terminationStatus,
+                          stdout: String(decoding: outData, as: UTF8.self),
+                          stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+public struct ToolTimedOut: Error, CustomStringConvertible {
+    public let arguments: [String]
+    public var description: String { "tool did not finish in time: \(arguments)" }
+}
