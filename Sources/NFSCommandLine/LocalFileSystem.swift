@@ -132,9 +132,11 @@ struct LocalFile: FileReader, FileWriter {
     func write(_ buffer: UnsafeRawBufferPointer) throws {
         do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
     }
-    func sync() throws {
-        if Glibc.fsync(fd.rawValue) != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "fsync", path: path) }
-    }
+    /// Local files are not fsynced, as cp and rsync do not: the rename that follows
+    /// is ordered after the data by the kernel (ext4's auto_da_alloc, and its like),
+    /// and an fsync of every file would make local copies several times slower.
+    /// NFS destinations are committed (see ``NFSWriter``): the server may hold unstable writes.
+    func sync() throws {}
     func close() throws {
         do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }
     }
