@@ -1,2 +1,0 @@
-import LibNFS
-print("nfs-check: not yet implemented")
