@@ -50,10 +50,13 @@ public func listenLoopback() throws -> (Int32, UInt16) {
 public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
-    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32])>((false, false, []))
+    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32], budget: Int?)>((false, false, [], nil))
 
-    public init(forwardingTo targetPort: UInt16) throws {
+    /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
+    /// come back from the server (for stalling a separate process mid-transfer).
+    public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil) throws {
         (listener, port) = try listenLoopback()
+        state.withLock { $0.budget = budget }
         let listener = self.listener
         Thread.detachNewThread { [self] in
             while true {
@@ -66,8 +69,8 @@ public final class StallingProxy: Sendable {
                     return true
                 }
                 guard keep else { close(client); close(upstream); return }
-                pump(from: client, to: upstream)
-                pump(from: upstream, to: client)
+                pump(from: client, to: upstream, counted: false)
+                pump(from: upstream, to: client, counted: true)
             }
         }
     }
@@ -75,13 +78,20 @@ public final class StallingProxy: Sendable {
     /// From now on, bytes in both directions are read and dropped.
     public func stall() { state.withLock { $0.stalled = true } }
 
-    private func pump(from source: Int32, to destination: Int32) {
+    private func pump(from source: Int32, to destination: Int32, counted: Bool) {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
                 if n <= 0 { shutdown(destination, Int32(SHUT_WR)); return }
-                if state.withLock({ $0.stalled }) { continue }
+                let stalled = state.withLock { s -> Bool in
+                    if counted, let budget = s.budget {
+                        s.budget = budget - n
+                        if budget - n < 0 { s.stalled = true }
+                    }
+                    return s.stalled
+                }
+                if stalled { continue }
                 var sent = 0
                 while sent < n {
                     let m = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + sent, n - sent) }
