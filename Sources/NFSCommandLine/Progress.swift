@@ -32,8 +32,10 @@ public enum Format {
     }
 }
 
-/// Counts bytes and files from any thread and, when enabled, redraws one
-/// status line on standard error about ten times a second; ``finish()`` clears it.
+/// Counts bytes and files from any thread and, when enabled, reports on
+/// standard error: on a terminal it redraws one status line about ten times a
+/// second and ``finish()`` clears it; elsewhere (a pipe, a log) it writes a
+/// plain line about once a second, never a control character.
 public final class ProgressLine: Sendable {
     private let bytesDone = Atomic<UInt64>(0)
     private let filesDone = Atomic<Int>(0)
@@ -42,8 +44,13 @@ public final class ProgressLine: Sendable {
     private let stopped = Mutex<Bool>(false)
     private let start = ContinuousClock.now
     private let enabled: Bool
+    private let interactive: Bool
 
-    public init(enabled: Bool) { self.enabled = enabled }
+    /// `interactive` chooses between redrawing one line and writing plain lines.
+    public init(enabled: Bool, interactive: Bool = Terminal.standardErrorIsInteractive) {
+        self.enabled = enabled
+        self.interactive = interactive
+    }
 
     public func setTotals(bytes: UInt64, files: Int) { totals.withLock { $0 = (bytes, files) } }
     public func add(bytes: Int) { bytesDone.add(UInt64(bytes), ordering: .relaxed) }
@@ -59,8 +66,10 @@ public final class ProgressLine: Sendable {
         guard enabled, !running.exchange(true, ordering: .relaxed) else { return }
         Thread.detachNewThread { [self] in
             // Drawing under the lock that finish() takes, so no line appears after it is cleared.
-            while stopped.withLock({ s -> Bool in if !s { draw() }; return !s }) {
+            var ticks = 0
+            while stopped.withLock({ s -> Bool in if !s && (interactive || ticks % 10 == 9) { draw() }; return !s }) {
                 usleep(100_000)
+                ticks += 1
             }
         }
     }
@@ -74,13 +83,13 @@ public final class ProgressLine: Sendable {
         let percent = totalBytes > 0 ? Int(Double(done) * 100 / Double(totalBytes)) : 100
         let line = "\(Format.bytes(done)) / \(Format.bytes(totalBytes)) (\(percent)%)  \(Format.bytes(UInt64(rate)))/s"
             + "  ETA \(Format.duration(eta))  files \(filesDone.load(ordering: .relaxed))/\(totalFiles)"
-        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[2K\(line)" : "\(line)\n").utf8))
     }
 
     /// Runs `body` (which prints a line) with the status line cleared, so the two do not mix.
     public func pauseWhile(_ body: () -> Void) {
         stopped.withLock { s in
-            if !s && enabled && running.load(ordering: .relaxed) {
+            if !s && enabled && interactive && running.load(ordering: .relaxed) {
                 FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
             }
             body()
@@ -90,7 +99,7 @@ public final class ProgressLine: Sendable {
     /// Stops redrawing and clears the line.
     public func finish() {
         stopped.withLock { s in
-            if !s && enabled && running.load(ordering: .relaxed) {
+            if !s && enabled && interactive && running.load(ordering: .relaxed) {
                 FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
             }
             s = true

@@ -38,7 +38,7 @@ struct NFSCopyCommand: ParsableCommand {
     @Flag(name: [.customShort("n"), .customLong("no-clobber")], help: "Skip files whose destination exists (default: overwrite).")
     var noClobber = false
 
-    @Flag(inversion: .prefixedNo, help: "Show a progress line on standard error (default: only when it is a terminal).")
+    @Flag(inversion: .prefixedNo, help: "Report progress on standard error: a redrawn line on a terminal, a plain line a second elsewhere (default: on a terminal only).")
     var progress: Bool?
 
     @Flag(help: "Read each copy back and compare its SHA-256 with the source's; a mismatch fails that file.")

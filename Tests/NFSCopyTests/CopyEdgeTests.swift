@@ -1,0 +1,144 @@
+import Foundation
+import LibNFS
+import NFSTestSupport
+import Testing
+
+/// A sparse local file of `size` bytes with `markers` written at their offsets.
+func makeSparseFile(_ path: String, size: UInt64, markers: [UInt64: [UInt8]] = [:]) throws {
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    try handle.truncate(atOffset: size)
+    for (offset, bytes) in markers {
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: Data(bytes))
+    }
+    try handle.close()
+}
+
+func bytes(of path: String, at offset: UInt64, count: Int) throws -> [UInt8] {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: offset)
+    return [UInt8](try handle.read(upToCount: count) ?? Data())
+}
+
+@Suite("nfs-cp edge cases", TestServer.required)
+struct CopyEdgeTests {
+    @Test("a file over 4 GiB copies with 64-bit counts")
+    func over4GiB() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-4g")
+        defer { scratch.cleanUp() }
+        let size: UInt64 = (4 << 30) + 4096
+        let markers: [UInt64: [UInt8]] = [0: [1, 2, 3], (4 << 30) - 2: [4, 5, 6, 7], size - 3: [8, 9, 10]]
+        let source = NSTemporaryDirectory() + "nfs-cp-4g-\(UUID().uuidString)"
+        try makeSparseFile(source, size: size, markers: markers)
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let r = try Tool.run("nfs-cp", ["--json", source, scratch.url("big").description], timeout: .seconds(300))
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((summary["bytes"] as? NSNumber)?.uint64Value == size)
+        let copy = scratch.local("big")
+        #expect((try FileManager.default.attributesOfItem(atPath: copy)[.size] as? NSNumber)?.uint64Value == size)
+        for (offset, expected) in markers {
+            #expect(try bytes(of: copy, at: offset, count: expected.count) == expected, "at \(offset)")
+        }
+    }
+
+    @Test("--progress into a pipe writes plain lines, never control characters")
+    func progressIntoPipe() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-prog")
+        defer { scratch.cleanUp() }
+        let source = scratch.local("src")
+        try makeSparseFile(source, size: 1 << 30)
+        let r = try Tool.run("nfs-cp", ["--progress", source, scratch.url("dst").description], timeout: .seconds(120))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("\u{1B}") && !r.stderr.contains("\r"))
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.allSatisfy { $0.contains(" / 1.0 GiB (") && $0.contains("files ") })
+        // And nothing at all when piped without --progress.
+        let quiet = try Tool.run("nfs-cp", [source, scratch.url("dst2").description], timeout: .seconds(120))
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty)
+    }
+
+    @Test("on a terminal the progress line is redrawn and cleared at the end")
+    func progressOnTerminal() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-tty")
+        defer { scratch.cleanUp() }
+        let source = scratch.local("src")
+        try makeSparseFile(source, size: 1 << 30)
+        // script(1) gives nfs-cp a pseudo-terminal; its output is what a person would see.
+        let command = "\(Tool.url("nfs-cp").path) '\(source)' '\(scratch.url("dst").description)'"
+        var environment = ProcessInfo.processInfo.environment
+        environment["TERM"] = "xterm"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        p.arguments = ["-q", "-e", "-c", command, "/dev/null"]
+        p.environment = environment
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(output)")
+        #expect(output.contains("\r\u{1B}[2K") && output.contains("1.0 GiB"), "\(output.debugDescription)")
+        #expect(output.hasSuffix("\r\u{1B}[2K"), "the line is cleared at the end: \(output.suffix(80).debugDescription)")
+    }
+
+    @Test("a source that grows during the copy fails that file (or copies the size it had), never loops")
+    func growingSource() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-grow")
+        defer { scratch.cleanUp() }
+        let source = scratch.local("growing")
+        let original = randomBytes(64 << 20)
+        try scratch.writeLocal("growing", original)
+        let copy = try Tool.start("nfs-cp", [source, scratch.url("dst").description])
+        let appender = try FileHandle(forWritingTo: URL(fileURLWithPath: source))
+        try appender.seekToEnd()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while copy.process.isRunning && ContinuousClock.now < deadline {
+            try appender.write(contentsOf: Data(repeating: 0xAB, count: 64 << 10))
+        }
+        try appender.close()
+        let r = try copy.wait(timeout: .seconds(60))
+        if r.status == 0 {
+            #expect(try scratch.readLocal("dst") == original)
+        } else {
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("grew during the copy"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: scratch.local("dst")))
+        }
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
+    @Test("a source that shrinks during the copy fails that file and leaves nothing")
+    func shrinkingSource() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-shrink")
+        defer { scratch.cleanUp() }
+        let source = NSTemporaryDirectory() + "nfs-cp-shrink-\(UUID().uuidString)"
+        try makeSparseFile(source, size: 2 << 30, markers: [0: [7]])
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let copy = try Tool.start("nfs-cp", [source, scratch.url("dst").description])
+        // Shrink it once the copy is under way.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while copy.process.isRunning && ContinuousClock.now < deadline && temporaries(in: scratch.local).isEmpty {
+            usleep(5_000)
+        }
+        truncate(source, 1 << 20)
+        let r = try copy.wait(timeout: .seconds(60))
+        if r.status == 0 {
+            // It finished before the truncation took effect: then it is a whole, correct copy.
+            #expect((try FileManager.default.attributesOfItem(atPath: scratch.local("dst"))[.size] as? NSNumber)?.int64Value == 2 << 30)
+        } else {
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("shrank during the copy"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: scratch.local("dst")))
+        }
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+}
