@@ -236,11 +236,19 @@ public final class NFSFileHandle: Sendable {
     /// Writes every byte of `bytes` at `offset` without moving the position. Maps `nfs_pwrite`.
     /// - Throws: ``NFSError``.
     public func pwrite(_ bytes: some Sequence<UInt8>, offset: UInt64) throws {
-        let array = Array(bytes)
+        let done: Void? = try bytes.withContiguousStorageIfAvailable { try pwrite(raw: UnsafeRawBufferPointer($0), offset: offset) }
+        if done == nil {
+            try Array(bytes).withUnsafeBytes { try pwrite(raw: $0, offset: offset) }
+        }
+    }
+
+    /// Writes every byte of `buffer` at `offset`, unbuffered, without moving the position. Maps `nfs_pwrite`.
+    /// - Throws: ``NFSError``.
+    public func pwrite(raw buffer: UnsafeRawBufferPointer, offset: UInt64) throws {
         try withOpenFile("pwrite", needs: .write) { state, io in
             try state.buffer.flush(io)
-            state.buffer.invalidateRead(from: offset, count: array.count)
-            try array.withUnsafeBytes { try io.pwrite(offset: offset, $0) }
+            state.buffer.invalidateRead(from: offset, count: buffer.count)
+            try io.pwrite(offset: offset, buffer)
         }
     }
 

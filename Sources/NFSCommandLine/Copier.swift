@@ -63,6 +63,21 @@ public final class Copier: Sendable {
         var failures: [CopyFailure] = []
     }
 
+    /// One worker's mounts: one for reading, and one per write stream (each stream its own context).
+    private struct Mounters: Sendable {
+        let source: Mounter
+        let destinations: [Mounter]
+        var destination: Mounter { destinations[0] }
+        func closeAll() {
+            source.closeAll()
+            for d in destinations { d.closeAll() }
+        }
+    }
+
+    private static let maximumStreams = 2
+    /// Files smaller than this are not striped: the extra open costs more than it saves.
+    private static let stripingThreshold: UInt64 = 8 << 20
+
     private let options: CopyOptions
     private let progress: ProgressLine
     private let log: @Sendable (String) -> Void
@@ -96,9 +111,10 @@ public final class Copier: Sendable {
     public func run(sources: [Operand], destination: Operand, verbose: Bool) throws -> CopySummary {
         let start = ContinuousClock.now
         let workers = (0..<max(1, options.jobs)).map { _ in
-            (source: Mounter(options: options.nfs), destination: Mounter(options: options.nfs))
+            Mounters(source: Mounter(options: options.nfs),
+                     destinations: (0..<Self.maximumStreams).map { _ in Mounter(options: options.nfs) })
         }
-        defer { for w in workers { w.source.closeAll(); w.destination.closeAll() } }
+        defer { for w in workers { w.closeAll() } }
 
         let items = try plan(sources: sources, destination: destination, mounters: workers[0])
         let files = items.filter { $0.kind == .file }
@@ -144,7 +160,7 @@ public final class Copier: Sendable {
     }
 
     private func plan(sources: [Operand], destination: Operand,
-                      mounters: (source: Mounter, destination: Mounter)) throws -> [Item] {
+                      mounters: Mounters) throws -> [Item] {
         let target: (fileSystem: any CopyFileSystem, path: String)
         let targetInfo: FileInfo?
         do {
@@ -231,7 +247,7 @@ public final class Copier: Sendable {
         options.preserve ? info.permissions : info.permissions & ~umask
     }
 
-    private func createDirectory(_ item: Item, mounters: (source: Mounter, destination: Mounter)) {
+    private func createDirectory(_ item: Item, mounters: Mounters) {
         var shown = item.destination.description
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
@@ -250,7 +266,7 @@ public final class Copier: Sendable {
         }
     }
 
-    private func finishDirectory(_ item: Item, mounters: (source: Mounter, destination: Mounter)) {
+    private func finishDirectory(_ item: Item, mounters: Mounters) {
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             try fs.setPermissions(item.destinationPath, intendedPermissions(item.info))
@@ -270,7 +286,7 @@ public final class Copier: Sendable {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    private func copy(_ item: Item, mounters: (source: Mounter, destination: Mounter), verbose: Bool) {
+    private func copy(_ item: Item, mounters: Mounters, verbose: Bool) {
         var shown = item.source.description
         do {
             let (sourceFS, _) = try mounters.source.resolve(item.source)
@@ -294,7 +310,7 @@ public final class Copier: Sendable {
                 throw FileOperationError(operation: "overwrite", path: targetFS.display(item.destinationPath),
                                          reason: "Is a directory")
             }
-            try copyFile(item, from: sourceFS, to: targetFS, existing: existing)
+            try copyFile(item, from: sourceFS, to: targetFS, existing: existing, mounters: mounters)
             tally.withLock { $0.files += 1 }
             progress.fileFinished()
             if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath))") }
@@ -304,7 +320,7 @@ public final class Copier: Sendable {
     }
 
     private func copyFile(_ item: Item, from sourceFS: any CopyFileSystem, to targetFS: any CopyFileSystem,
-                          existing: FileInfo?) throws {
+                          existing: FileInfo?, mounters: Mounters) throws {
         // As cp: a new file gets the source's mode less the umask, an existing one keeps its mode.
         let permissions = options.preserve ? item.info.permissions
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
@@ -330,8 +346,18 @@ public final class Copier: Sendable {
             }
         }
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
-        let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
+        var writers = [writer]
+        defer { for extra in writers.dropFirst() { try? extra.close() } }
+        if item.info.size >= Self.stripingThreshold {
+            for stream in mounters.destinations.dropFirst().prefix(targetFS.writeStreams - 1) {
+                writers.append(try stream.resolve(item.destination).fileSystem.openWrite(writePath))
+            }
+        }
+        let digest = try transfer(from: reader, to: writers, size: item.info.size, chunkSize: chunk,
                                   sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
+        for extra in writers.dropFirst() { try extra.close() }
+        writers = [writer]
+        // One COMMIT covers the whole file, whichever stream wrote each part.
         try writer.sync()
         written = true
         try writer.close()

@@ -19,9 +19,11 @@ public protocol FileReader: Sendable {
     func close() throws
 }
 
-/// A writable open file; ``write(_:)`` writes everything or throws.
+/// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer) throws
+    /// Writes at `offset`, independent of any position.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws
     /// Sends everything to stable storage.
     func sync() throws
     func close() throws
@@ -48,6 +50,10 @@ public protocol CopyFileSystem: Sendable {
     func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter
     /// Opens for writing, creating or truncating.
     func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter
+    /// Opens an existing file for writing, changing nothing (a second writer of a striped copy).
+    func openWrite(_ path: String) throws -> any FileWriter
+    /// How many writers a large file should be striped over: concurrent RPCs help a remote file, not a local one.
+    var writeStreams: Int { get }
     /// The preferred size of one read or write.
     var chunkSize: Int { get }
 }

@@ -1,6 +1,6 @@
-import Foundation
 import Crypto
 import Dispatch
+import Foundation
 import Synchronization
 
 /// A source that changed size while it was copied.
@@ -15,37 +15,33 @@ public struct SourceChanged: Error, CustomStringConvertible {
     }
 }
 
-/// Copies exactly `size` bytes from `reader` to `writer`, reading the next chunk
-/// on a second thread while the current one is written, so neither side waits
-/// for the other. Returns the SHA-256 of the bytes when `hashing`.
+/// Copies exactly `size` bytes from `reader` to `writers`.
 ///
-/// A source that ends early or has bytes past `size` ends in ``SourceChanged``
-/// rather than a loop; ``Interrupt`` is checked between chunks.
-func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt64, chunkSize: Int,
+/// One thread reads (and hashes, in order) while the writers write: with one
+/// writer it writes sequentially; with several, each takes the next chunk and
+/// writes it at its offset, so several WRITE RPCs are in flight at once (each
+/// writer should be on its own NFS context). Returns the SHA-256 of the bytes
+/// when `hashing`. A source that ends early or has bytes past `size` ends in
+/// ``SourceChanged`` rather than a loop; ``Interrupt`` is checked between chunks.
+func transfer(from reader: any FileReader, to writers: [any FileWriter], size: UInt64, chunkSize: Int,
               sourceName: String, hashing: Bool, progress: ProgressLine) throws -> [UInt8]? {
-    let pipe = Pipe(depth: 3, chunkSize: chunkSize)
+    precondition(!writers.isEmpty)
+    let pipe = Pipe(depth: writers.count + 2, chunkSize: chunkSize)
     Thread.detachNewThread {
-        pipe.produce(from: reader, size: size, sourceName: sourceName)
+        pipe.produce(from: reader, size: size, sourceName: sourceName, hashing: hashing)
     }
     defer { pipe.cancelAndWait() }
-    var hasher = hashing ? SHA256() : nil
-    while true {
-        switch pipe.next() {
-        case .data(let buffer, let count):
-            try Interrupt.check()
-            try buffer.withUnsafeBytes { bytes in
-                let part = UnsafeRawBufferPointer(rebasing: bytes[..<count])
-                try writer.write(part)
-                hasher?.update(bufferPointer: part)
-            }
-            progress.add(bytes: count)
-            pipe.recycle(buffer)
-        case .end:
-            return hasher.map { Array($0.finalize()) }
-        case .failure(let error):
-            throw error
+    let helpers = DispatchGroup()
+    for writer in writers.dropFirst() {
+        helpers.enter()
+        Thread.detachNewThread {
+            pipe.consume(writer, sequential: false, progress: progress)
+            helpers.leave()
         }
     }
+    pipe.consume(writers[0], sequential: writers.count == 1, progress: progress)
+    helpers.wait()
+    return try pipe.outcome()
 }
 
 /// The SHA-256 of everything `reader` yields.
@@ -61,12 +57,12 @@ func sha256(of reader: any FileReader, chunkSize: Int) throws -> [UInt8] {
     return Array(hasher.finalize())
 }
 
-
-/// A bounded hand-off of buffers from the reading thread to the writing one.
+/// A bounded hand-off of buffers from the reading thread to the writing ones.
 private final class Pipe: Sendable {
     enum Item: Sendable {
-        case data([UInt8], Int)
-        case end
+        case data([UInt8], count: Int, offset: UInt64)
+        /// Everything was read; carries the digest when hashing.
+        case end([UInt8]?)
         case failure(any Error)
     }
 
@@ -76,6 +72,10 @@ private final class Pipe: Sendable {
     private let queue = Mutex<[Item]>([])
     private let spare: Mutex<[[UInt8]]>
     private let cancelled = Atomic<Bool>(false)
+    /// The first error of any thread, and the end the reader reached; combined by ``outcome()``
+    /// only after every writer has returned, since another may still be writing earlier chunks.
+    private let firstError = Mutex<(any Error)?>(nil)
+    private let end = Mutex<(digest: [UInt8]?, reached: Bool)>((nil, false))
     private let chunkSize: Int
 
     init(depth: Int, chunkSize: Int) {
@@ -92,46 +92,91 @@ private final class Pipe: Sendable {
         filled.signal()
     }
 
-    func next() -> Item {
-        filled.wait()
-        return queue.withLock { $0.removeFirst() }
+    private func fail(_ error: any Error) {
+        firstError.withLock { if $0 == nil { $0 = error } }
+        cancelled.store(true, ordering: .releasing)
+        push(.failure(error))
     }
 
-    func recycle(_ buffer: [UInt8]) {
-        spare.withLock { $0.append(buffer) }
-        free.signal()
+    /// Runs on a writing thread until the end, a failure, or cancellation.
+    /// End and failure items are put back so that every writer sees them.
+    func consume(_ writer: any FileWriter, sequential: Bool, progress: ProgressLine) {
+        while true {
+            filled.wait()
+            let item = queue.withLock { $0.removeFirst() }
+            switch item {
+            case .data(let buffer, let count, let offset):
+                if !cancelled.load(ordering: .acquiring) {
+                    do {
+                        try Interrupt.check()
+                        try buffer.withUnsafeBytes { bytes in
+                            let part = UnsafeRawBufferPointer(rebasing: bytes[..<count])
+                            if sequential { try writer.write(part) } else { try writer.write(part, at: offset) }
+                        }
+                        progress.add(bytes: count)
+                    } catch {
+                        fail(error)
+                    }
+                }
+                spare.withLock { $0.append(buffer) }
+                free.signal()
+            case .end(let digest):
+                end.withLock { $0 = (digest, true) }
+                push(item)
+                return
+            case .failure:
+                push(item)
+                return
+            }
+        }
     }
 
-    /// Runs on the reading thread until the source is read, fails, or the writer cancels.
-    func produce(from reader: any FileReader, size: UInt64, sourceName: String) {
+    /// The digest, or the first error; call after every consumer has returned.
+    func outcome() throws -> [UInt8]? {
+        if let error = firstError.withLock({ $0 }) { throw error }
+        let (digest, reached) = end.withLock { $0 }
+        guard reached else { throw CancellationError() }
+        return digest
+    }
+
+    /// Runs on the reading thread until the source is read, fails, or the writers stop.
+    func produce(from reader: any FileReader, size: UInt64, sourceName: String, hashing: Bool) {
         defer { finished.signal() }
-        var remaining = size
+        var hasher = hashing ? SHA256() : nil
+        var offset: UInt64 = 0
         while true {
             free.wait()
             if cancelled.load(ordering: .acquiring) { return }
             var buffer = spare.withLock { $0.removeLast() }
             do {
-                if remaining == 0 {
+                if offset == size {
                     // One more byte tells a grown source from a finished one, without reading on forever.
                     let extra = try buffer.withUnsafeMutableBytes {
                         try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<1]))
                     }
-                    push(extra == 0 ? .end
-                                    : .failure(SourceChanged(path: sourceName, expected: size, grew: true, actual: size + 1)))
+                    spare.withLock { $0.append(buffer) }
+                    if extra == 0 {
+                        push(.end(hasher.map { Array($0.finalize()) }))
+                    } else {
+                        fail(SourceChanged(path: sourceName, expected: size, grew: true, actual: size + 1))
+                    }
                     return
                 }
-                let want = Int(min(UInt64(chunkSize), remaining))
+                let want = Int(min(UInt64(chunkSize), size - offset))
                 let n = try buffer.withUnsafeMutableBytes {
                     try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<want]))
                 }
                 if n == 0 {
-                    push(.failure(SourceChanged(path: sourceName, expected: size, grew: false, actual: size - remaining)))
+                    spare.withLock { $0.append(buffer) }
+                    fail(SourceChanged(path: sourceName, expected: size, grew: false, actual: offset))
                     return
                 }
-                remaining -= UInt64(n)
-                push(.data(buffer, n))
+                buffer.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                push(.data(buffer, count: n, offset: offset))
+                offset += UInt64(n)
             } catch {
-                push(.failure(error))
+                spare.withLock { $0.append(buffer) }
+                fail(error)
                 return
             }
         }

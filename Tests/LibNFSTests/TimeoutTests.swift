@@ -6,12 +6,7 @@ import Testing
 
 @Suite("Failing mounts and unresponsive servers end quickly", TestServer.required)
 struct TimeoutTests {
-    func elapsed(_ body: () throws -> Void) rethrows -> Duration {
-        let clock = ContinuousClock()
-        let start = clock.now
-        try body()
-        return clock.now - start
-    }
+    func elapsed(_ body: () throws -> Void) rethrows -> Duration { try timed(body).1 }
 
     @Test("a mount of a closed loopback port fails with connection refused")
     func closedPort() throws {
@@ -66,20 +61,13 @@ struct TimeoutTests {
         let scratch = try server.scratch("stall")
         defer { scratch.cleanUp() }
         try scratch.writeLocal("f", randomBytes(4 << 20))
-        guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
-              let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
-            Issue.record("the server URL names no ports: \(server.url)"); return
-        }
-        let nfsProxy = try StallingProxy(forwardingTo: nfsPort)
-        let mountProxy = try StallingProxy(forwardingTo: mountPort)
-        defer { nfsProxy.shutdownAll(); mountProxy.shutdownAll() }
-        var url = server.url
-        url.query = "nfsport=\(nfsProxy.port)&mountport=\(mountProxy.port)&version=3&autoreconnect=0"
-        let nfs = try NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(2)))
+        let proxied = try ProxiedServer(server, directory: server.url)
+        defer { proxied.shutdown() }
+        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(2)))
         defer { try? nfs.close() }
         let file = try nfs.open(scratch.path("f"))
         #expect(try file.read(1000).count == 1000)
-        nfsProxy.stall()
+        proxied.nfs.stall()
         let time = elapsed {
             do {
                 _ = try file.read(3 << 20)

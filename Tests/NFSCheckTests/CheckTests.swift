@@ -165,12 +165,6 @@ struct CheckTests {
 
 @Suite("nfs-check never hangs", TestServer.required)
 struct CheckDeadlineTests {
-    func timed(_ body: () throws -> ToolResult) rethrows -> (ToolResult, Duration) {
-        let start = ContinuousClock.now
-        let r = try body()
-        return (r, ContinuousClock.now - start)
-    }
-
     @Test("a closed loopback port is CRITICAL at the mount")
     func closedPort() throws {
         let port = try closedLoopbackPort()
@@ -198,15 +192,10 @@ struct CheckDeadlineTests {
         let scratch = try server.scratch("chk-stall")
         defer { scratch.cleanUp() }
         try scratch.writeLocal("big", randomBytes(8 << 20))
-        let nfsPort = try #require(server.url.argument("nfsport").flatMap(UInt16.init))
-        let mountPort = try #require(server.url.argument("mountport").flatMap(UInt16.init))
         // Enough for the mount, the listing and the first megabytes of the file, then silence.
-        let nfsProxy = try StallingProxy(forwardingTo: nfsPort, stallAfter: 3 << 20)
-        let mountProxy = try StallingProxy(forwardingTo: mountPort)
-        defer { nfsProxy.shutdownAll(); mountProxy.shutdownAll() }
-        var url = scratch.url()
-        url.query = "nfsport=\(nfsProxy.port)&mountport=\(mountProxy.port)&version=3&autoreconnect=0"
-        let (r, time) = try timed { try nfsCheck([url.description, "--read", "big", "--timeout", "3", "--json"]) }
+        let proxied = try ProxiedServer(server, directory: scratch.url(), stallAfter: 3 << 20)
+        defer { proxied.shutdown() }
+        let (r, time) = try timed { try nfsCheck([proxied.url.description, "--read", "big", "--timeout", "3", "--json"]) }
         #expect(r.status == 2)
         let report = try JSONDecoder().decode(CheckJSON.self, from: Data(r.stdout.utf8))
         #expect(report.steps.first?.status == "OK")

@@ -1,4 +1,5 @@
 import Foundation
+import LibNFS
 import Glibc
 import Synchronization
 
@@ -127,4 +128,36 @@ public func connectLoopback(_ port: UInt16) throws -> Int32 {
     }
     guard rc == 0 else { close(fd); throw SocketError(what: "connect", code: errno) }
     return fd
+}
+
+/// The test server reached through two ``StallingProxy``s (NFS and MOUNT ports).
+public struct ProxiedServer: Sendable {
+    public let nfs: StallingProxy
+    public let mount: StallingProxy
+    /// `directory` with its ports pointing at the proxies, and auto-reconnect off.
+    public let url: NFSURL
+
+    public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil) throws {
+        guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
+              let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
+            throw SocketError(what: "the server URL names no ports: \(server.url)", code: 0)
+        }
+        nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget)
+        mount = try StallingProxy(forwardingTo: mountPort)
+        var url = directory
+        url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=3&autoreconnect=0"
+        self.url = url
+    }
+
+    public func shutdown() {
+        nfs.shutdownAll()
+        mount.shutdownAll()
+    }
+}
+
+/// How long `body` took, with its result.
+public func timed<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
+    let start = ContinuousClock.now
+    let result = try body()
+    return (result, ContinuousClock.now - start)
 }
