@@ -9,7 +9,9 @@ import Darwin
 
 /// What ``NFSContext/access(_:_:)`` asks about.
 public struct NFSAccessMode: OptionSet, Sendable, Hashable {
+    /// The bits of the set.
     public let rawValue: Int32
+    /// Creates a set from its bits.
     public init(rawValue: Int32) { self.rawValue = rawValue }
     /// Whether the file exists (`F_OK`).
     public static let exists: NFSAccessMode = []

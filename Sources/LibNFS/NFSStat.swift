@@ -16,10 +16,12 @@ public struct NFSTimestamp: Sendable, Hashable, Comparable, CustomStringConverti
     /// Seconds since 1970 as a floating-point value.
     public var timeIntervalSince1970: Double { Double(seconds) + Double(nanoseconds) / 1e9 }
 
+    /// Earlier timestamps order first.
     public static func < (a: NFSTimestamp, b: NFSTimestamp) -> Bool {
         (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
     }
 
+    /// `seconds.nanoseconds`, such as `1500000000.250000000`.
     public var description: String { "\(seconds).\(String(String(nanoseconds + 1_000_000_000).dropFirst()))" }
 }
 
@@ -97,18 +99,27 @@ public struct NFSStat: Sendable, Hashable {
 
 /// File-system-wide figures from ``NFSContext/statvfs(_:)``. Maps `struct nfs_statvfs_64`.
 public struct NFSFileSystemStats: Sendable, Hashable {
+    /// The file system's block size (`f_bsize`).
     public var blockSize: UInt64
+    /// The unit of ``blocks`` and its siblings (`f_frsize`).
     public var fragmentSize: UInt64
     /// Size of the file system in ``fragmentSize`` units.
     public var blocks: UInt64
+    /// Free blocks (`f_bfree`).
     public var freeBlocks: UInt64
     /// Free blocks available to unprivileged users.
     public var availableBlocks: UInt64
+    /// Total file nodes (`f_files`).
     public var files: UInt64
+    /// Free file nodes (`f_ffree`).
     public var freeFiles: UInt64
+    /// File nodes available to unprivileged users (`f_favail`).
     public var availableFiles: UInt64
+    /// The file system id (`f_fsid`).
     public var fileSystemID: UInt64
+    /// Mount flags (`f_flag`).
     public var flags: UInt64
+    /// The longest file name allowed, in bytes (`f_namemax`).
     public var maximumNameLength: UInt64
 
     /// Creates a value; the library fills these from the server's replies.

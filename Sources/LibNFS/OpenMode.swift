@@ -7,7 +7,9 @@ import Darwin
 /// How a file is opened: Python's modes (`r r+ w w+ a a+ x x+`, `b` ignored)
 /// or explicit flags.
 public struct NFSOpenFlags: OptionSet, Sendable, Hashable {
+    /// The bits of the set.
     public let rawValue: Int32
+    /// Creates a set from its bits.
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
     /// Open for reading.
