@@ -120,13 +120,9 @@ public final class NFSContext: Sendable {
     /// Runs one libnfs call under the context's lock and turns a negative result into an ``NFSError``.
     @discardableResult
     func call(_ operation: String, path: String?, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
-        try state.withLock { state in
-            guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
+        try callResult(operation, path: path) { nfs in
             let rc = body(nfs)
-            if rc < 0 {
-                throw NFSError.fromLibNFS(result: rc, operation: operation, path: path, message: Syscalls.errorText(nfs))
-            }
-            return rc
+            return rc < 0 ? .failure(LibNFSStatus(rc)) : .success(rc)
         }
     }
 
