@@ -338,36 +338,34 @@ public final class Copier: Sendable {
             error.path = targetFS.display(item.destinationPath)
             throw error
         }
-        var written = false
+        // Closed at most once (a second close of a local descriptor could hit one another
+        // worker has reused); the temporary is removed on every path that does not finish.
+        var closed = false
+        var finished = false
         defer {
-            if !written {
-                try? writer.close()
-                if !options.inplace { try? targetFS.remove(writePath) }
-            }
+            if !closed { try? writer.close() }
+            if !finished && !options.inplace { try? targetFS.remove(writePath) }
         }
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
-        var writers = [writer]
-        defer { for extra in writers.dropFirst() { try? extra.close() } }
+        var extraWriters: [any FileWriter] = []
+        defer { for extra in extraWriters { try? extra.close() } }
         if item.info.size >= Self.stripingThreshold {
             for stream in mounters.destinations.dropFirst().prefix(targetFS.writeStreams - 1) {
-                writers.append(try stream.resolve(item.destination).fileSystem.openWrite(writePath))
+                extraWriters.append(try stream.resolve(item.destination).fileSystem.openWrite(writePath))
             }
         }
-        let digest = try transfer(from: reader, to: writers, size: item.info.size, chunkSize: chunk,
+        let digest = try transfer(from: reader, to: [writer] + extraWriters, size: item.info.size, chunkSize: chunk,
                                   sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
-        for extra in writers.dropFirst() { try extra.close() }
-        writers = [writer]
+        let extras = extraWriters
+        extraWriters = []
+        for extra in extras { try extra.close() }
         // One COMMIT covers the whole file, whichever stream wrote each part.
         try writer.sync()
-        written = true
+        closed = true
         try writer.close()
-        do {
-            try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
-            if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
-        } catch {
-            if !options.inplace { try? targetFS.remove(writePath) }
-            throw error
-        }
+        try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
+        if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
+        finished = true
     }
 
     private func finishFile(_ item: Item, at path: String, in fs: any CopyFileSystem, permissions: Int,
