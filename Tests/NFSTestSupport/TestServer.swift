@@ -16,7 +16,7 @@ public struct TestServer: Sendable {
         environment["NFS_TEST_URL"] != nil || environment["CI"] != nil
     }
 
-    public static let skipReason: Comment = "no NFS server configured: run Scripts/test, or eval \"$(Scripts/nfs-server start)\" and export its variables"
+    public static let skipReason: Comment = "no NFS server configured: run Scripts/test, or eval \"$(Scripts/nfs-server start)\" first"
 
     /// The trait for suites that need the live server: they run when it is
     /// configured and under CI (where its absence fails), and skip with a reason elsewhere.
