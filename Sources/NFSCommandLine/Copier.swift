@@ -98,7 +98,7 @@ public final class Copier: Sendable {
         let reason: String
         switch error {
         case let e as FileOperationError: reason = e.description
-        case let e as NFSError: reason = "cannot \(e.operation) \(path): \(e.reason)"
+        case let e as NFSError: reason = FileOperationError(e, displayPath: path).description
         default: reason = "\(error)"
         }
         tally.withLock { $0.failures.append(CopyFailure(path: path, reason: reason)) }
@@ -141,8 +141,7 @@ public final class Copier: Sendable {
             finishDirectory(item, mounters: workers[0])
         }
 
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - start).inSeconds
         let t = tally.withLock { $0 }
         return CopySummary(files: t.files, directories: t.directories, symlinks: t.symlinks, skipped: t.skipped,
                            bytes: progress.bytes, seconds: seconds,
@@ -267,15 +266,17 @@ public final class Copier: Sendable {
     }
 
     private func finishDirectory(_ item: Item, mounters: Mounters) {
+        var shown = item.destinationPath
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
+            shown = fs.display(item.destinationPath)
             try fs.setPermissions(item.destinationPath, intendedPermissions(item.info))
             if options.preserve {
                 if geteuid() == 0 { try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid) }
                 try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
             }
         } catch {
-            fail(item.destinationPath, error)
+            fail(shown, error)
         }
     }
 

@@ -73,9 +73,7 @@ public struct CheckPlan: Sendable {
 /// Runs a ``CheckPlan`` against a share: mount, statvfs, list, reads, write test,
 /// each timed, all within one deadline.
 public enum HealthCheck {
-    private static func milliseconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    }
+    private static func milliseconds(_ d: Duration) -> Double { d.inSeconds * 1000 }
 
     /// Runs every step of `plan` on a worker thread and waits at most `plan.deadline`:
     /// a step still running then is reported CRITICAL, and the run ends there.
@@ -87,13 +85,12 @@ public enum HealthCheck {
             runSteps(plan, progress: progress)
             done.signal()
         }
-        let (seconds, attoseconds) = plan.deadline.components
-        let finished = done.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) == .success
+        let finished = done.wait(timeout: .now() + plan.deadline.inSeconds) == .success
         var steps = progress.state.withLock { $0.steps }
         if !finished {
             let current = progress.state.withLock { $0.current }
             steps.append(CheckStep(name: current, status: .critical, milliseconds: milliseconds(ContinuousClock.now - start),
-                                   detail: "no answer within the \(Format.duration(Double(seconds))) deadline", values: [:]))
+                                   detail: "no answer within the \(Format.duration(plan.deadline.inSeconds)) deadline", values: [:]))
         }
         let status = steps.map(\.status).max() ?? .unknown
         return CheckReport(url: plan.url, round: round, status: status,

@@ -22,6 +22,10 @@ public struct FileOperationError: Error, CustomStringConvertible {
     init(code: Errno, operation: String, path: String) {
         self.init(operation: operation, path: path, reason: code.description)
     }
+    /// Rewords an ``NFSError`` with its path shown as `displayPath` (a full URL).
+    public init(_ error: NFSError, displayPath: String) {
+        self.init(operation: error.operation, path: displayPath, reason: error.reason, detail: error.message)
+    }
     public var description: String { "cannot \(operation) \(path): \(reason)" }
 }
 

@@ -21,8 +21,7 @@ public struct NFSFileSystem: CopyFileSystem {
     /// Runs `body`, rewording an ``NFSError`` with the full URL of the path it names.
     func translate<T>(_ path: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as NFSError {
-            throw FileOperationError(operation: error.operation, path: display(error.path ?? path),
-                                     reason: error.reason, detail: error.message)
+            throw FileOperationError(error, displayPath: display(error.path ?? path))
         }
     }
 

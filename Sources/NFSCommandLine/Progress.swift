@@ -14,6 +14,13 @@ public enum Terminal {
     }
 }
 
+extension Duration {
+    /// The duration in seconds, as one floating-point number.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
 /// Human-readable sizes and durations.
 public enum Format {
     public static func bytes(_ count: UInt64) -> String {
@@ -56,10 +63,7 @@ public final class ProgressLine: Sendable {
     public func add(bytes: Int) { bytesDone.add(UInt64(bytes), ordering: .relaxed) }
     public func fileFinished() { filesDone.add(1, ordering: .relaxed) }
     public var bytes: UInt64 { bytesDone.load(ordering: .relaxed) }
-    public var elapsedSeconds: Double {
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    public var elapsedSeconds: Double { (ContinuousClock.now - start).inSeconds }
 
     /// Starts redrawing on a background thread (no-op unless enabled).
     public func startDrawing() {
@@ -86,12 +90,17 @@ public final class ProgressLine: Sendable {
         FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[2K\(line)" : "\(line)\n").utf8))
     }
 
+    /// Erases the status line; call with `stopped`'s lock held and its value.
+    private func clearLine(stopped: Bool) {
+        if !stopped && enabled && interactive && running.load(ordering: .relaxed) {
+            FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        }
+    }
+
     /// Runs `body` (which prints a line) with the status line cleared, so the two do not mix.
     public func pauseWhile(_ body: () -> Void) {
         stopped.withLock { s in
-            if !s && enabled && interactive && running.load(ordering: .relaxed) {
-                FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
-            }
+            clearLine(stopped: s)
             body()
         }
     }
@@ -99,9 +108,7 @@ public final class ProgressLine: Sendable {
     /// Stops redrawing and clears the line.
     public func finish() {
         stopped.withLock { s in
-            if !s && enabled && interactive && running.load(ordering: .relaxed) {
-                FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
-            }
+            clearLine(stopped: s)
             s = true
         }
     }
