@@ -8,15 +8,7 @@ func nfsCheck(_ arguments: [String], timeout: Duration = .seconds(60)) throws ->
 }
 
 func sha256Hex(of path: String) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    p.arguments = [path]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    try p.run()
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    return String(out.prefix(64))
+    String(try Tool.run(program: "/usr/bin/sha256sum", [path]).stdout.prefix(64))
 }
 
 /// Parses nfs-check's --json output into its fields.

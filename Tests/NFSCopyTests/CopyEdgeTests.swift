@@ -73,17 +73,10 @@ struct CopyEdgeTests {
         let command = "\(Tool.url("nfs-cp").path) '\(source)' '\(scratch.url("dst").description)'"
         var environment = ProcessInfo.processInfo.environment
         environment["TERM"] = "xterm"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        p.arguments = ["-q", "-e", "-c", command, "/dev/null"]
-        p.environment = environment
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(output)")
+        let r = try Tool.run(program: "/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"],
+                             environment: environment)
+        let output = r.stdout
+        #expect(r.status == 0, "\(output)")
         #expect(output.contains("\r\u{1B}[2K") && output.contains("1.0 GiB"), "\(output.debugDescription)")
         #expect(output.hasSuffix("\r\u{1B}[2K"), "the line is cleared at the end: \(output.suffix(80).debugDescription)")
     }

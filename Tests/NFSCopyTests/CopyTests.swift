@@ -60,16 +60,9 @@ struct CopyTests {
         try Data(bytes).write(to: URL(fileURLWithPath: original))
         let r = try nfsCp(original, scratch.url("copy").description, "--verify")
         #expect(r.status == 0, "\(r.stderr)")
-        let cat = Process()
-        cat.executableURL = URL(fileURLWithPath: "/usr/bin/nfs-cat")
-        cat.arguments = [scratch.url("copy").description]
-        let pipe = Pipe()
-        cat.standardOutput = pipe
-        try cat.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        cat.waitUntilExit()
-        #expect(cat.terminationStatus == 0)
-        #expect([UInt8](data) == bytes)
+        let cat = try Tool.run(program: "/usr/bin/nfs-cat", [scratch.url("copy").description])
+        #expect(cat.status == 0, "\(cat.stderr)")
+        #expect([UInt8](cat.output) == bytes)
     }
 
     @Test("an existing destination is overwritten by default and kept with -n")

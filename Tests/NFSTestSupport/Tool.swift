@@ -1,11 +1,13 @@
 import Foundation
 import Glibc
 
-/// The result of running one of the package's executables.
+/// The result of running a program.
 public struct ToolResult: Sendable {
     public let status: Int32
-    public let stdout: String
+    /// Standard output as bytes, for programs that print binary data (nfs-cat).
+    public let output: Data
     public let stderr: String
+    public var stdout: String { String(decoding: output, as: UTF8.self) }
 }
 
 /// Runs the package's built executables (they sit beside the test bundle).
@@ -26,6 +28,13 @@ public enum Tool {
     public static func run(_ name: String, _ arguments: [String], timeout: Duration = .seconds(120),
                            environment: [String: String]? = nil) throws -> ToolResult {
         try start(name, arguments, environment: environment).wait(timeout: timeout)
+    }
+
+    /// Runs a program of the system (`/usr/bin/nfs-cat`, …) the same bounded way.
+    public static func run(program path: String, _ arguments: [String], timeout: Duration = .seconds(120),
+                           environment: [String: String]? = nil) throws -> ToolResult {
+        try RunningTool(executable: URL(fileURLWithPath: path), arguments: arguments, environment: environment)
+            .wait(timeout: timeout)
     }
 }
 
@@ -66,8 +75,7 @@ public final class RunningTool: @unchecked Sendable {
         }
         process.waitUntilExit()
         _ = drained.wait(timeout: .now() + 10)
-        return ToolResult(status: process.terminationStatus,
-                          stdout: String(decoding: outData, as: UTF8.self),
+        return ToolResult(status: process.terminationStatus, output: outData,
                           stderr: String(decoding: errData, as: UTF8.self))
     }
 }
