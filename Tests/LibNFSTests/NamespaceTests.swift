@@ -168,10 +168,17 @@ struct LeakTests {
             }
         }
         try churn(1000)
-        let before = Self.residentBytes()
-        try churn(10_000)
-        let after = Self.residentBytes()
-        // A leaked nfsfh plus its buffers would be several KiB each: 10 000 of them show.
-        #expect(after - before < 8 << 20, "resident memory grew by \(after - before) bytes")
+        // Resident memory is the whole process's, and other suites allocate in parallel,
+        // so one window can grow for their sake (10.7 MiB was seen once). A leak grows
+        // every window: retaining the handles instead of dropping them grew the best of
+        // three windows by 103 MB. Up to three windows of 10 000; one must stay in bound.
+        var growths: [Int] = []
+        for _ in 0..<3 {
+            let before = Self.residentBytes()
+            try churn(10_000)
+            growths.append(Self.residentBytes() - before)
+            if growths.last! < 8 << 20 { break }
+        }
+        #expect(growths.min()! < 8 << 20, "resident memory grew by \(growths) bytes per 10 000 handles")
     }
 }
