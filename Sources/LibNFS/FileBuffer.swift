@@ -159,10 +159,18 @@ struct FileBuffer {
         var pos = position
         if !writeBytes.isEmpty {
             let take = min(writeCapacity - writeBytes.count, rest.count)
+            let keep = writeBytes.count
             writeBytes.append(contentsOf: rest.prefix(take))
             rest = rest.dropFirst(take)
             pos += UInt64(take)
-            if writeBytes.count >= writeCapacity { try flush(io) }
+            if writeBytes.count >= writeCapacity {
+                do { try flush(io) } catch {
+                    // This write throws and the position stays put, so none of its
+                    // bytes may wait here to be sent by a later flush or close.
+                    writeBytes.removeSubrange(keep...)
+                    throw error
+                }
+            }
         }
         let direct = rest.count - rest.count % writeCapacity
         if direct > 0 {

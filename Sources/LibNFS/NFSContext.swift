@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import SystemPackage
 internal import CLibNFS
@@ -38,12 +39,16 @@ public final class NFSContext: Sendable {
     public let options: NFSOptions
 
     private let state: Locked<State>
+    /// File handles dropped unclosed, still being flushed and closed in the background.
+    let backgroundCloses = DispatchGroup()
 
     struct WeakFileHandle {
         weak var handle: NFSFileHandle?
     }
 
-    struct State {
+    /// `@unchecked Sendable` invariant: `nfs` is handed to libnfs only inside
+    /// `state.withLock`, so no two threads use the context at once.
+    struct State: @unchecked Sendable {
         var nfs: OpaquePointer?
         var handles: [ObjectIdentifier: WeakFileHandle] = [:]
     }
@@ -94,10 +99,14 @@ public final class NFSContext: Sendable {
 
     /// Closes open file handles (flushing them), unmounts and releases the context.
     ///
+    /// Handles dropped without ``NFSFileHandle/close()`` are flushed and closed
+    /// in the background; this waits for them first.
+    ///
     /// Safe to call more than once. Maps `nfs_umount` and `nfs_destroy_context`.
     /// - Throws: the first error met while flushing a handle or unmounting;
     ///   the context is released either way.
     public func close() throws {
+        backgroundCloses.wait()
         let open = state.withLock { $0.handles.values.compactMap(\.handle) }
         var firstError: (any Error)?
         for handle in open {

@@ -1,3 +1,4 @@
+import Dispatch
 import SystemPackage
 internal import CLibNFS
 
@@ -11,8 +12,9 @@ internal import CLibNFS
 /// ## Closing
 /// Call ``close()`` (or use ``NFSContext/withFile(_:mode:_:)``): it sends
 /// buffered data and throws if that fails. A handle that is dropped unclosed is
-/// flushed and closed by `deinit`, where errors can only be logged (label
-/// `LibNFS`), so data may be lost silently there. Using a closed handle throws `EBADF`.
+/// flushed and closed in the background, never blocking the thread that dropped
+/// it; errors there can only be logged (label `LibNFS`). ``NFSContext/close()``
+/// waits for that background work. Using a closed handle throws `EBADF`.
 ///
 /// A handle keeps its ``context`` alive. Its methods may be called from any
 /// thread; calls on one handle run one at a time.
@@ -79,23 +81,48 @@ public final class NFSFileHandle: Sendable {
                       permissions: 0o644, ownsContext: true)
     }
 
+    /// A handle dropped while open is closed without blocking the thread that
+    /// dropped it: `deinit` only takes the libnfs handle and the unsent bytes
+    /// (local work), and a background worker sends those bytes and closes the
+    /// file, holding the context alive until it has. ``NFSContext/close()``
+    /// waits for that work, so data written before a context is closed lands
+    /// before the unmount. A failure there can only be logged (label `LibNFS`,
+    /// level error, naming the file and the bytes lost); debug builds also warn
+    /// about every handle dropped open. Call ``close()`` to see errors.
     deinit {
-        let name = self.name
-        state.withLock { state in
-            guard let fh = state.fh?.raw else { return }
-            do {
-                try state.buffer.flush(io(fh))
-            } catch {
-                NFSContext.logger.error("unclosed file handle lost buffered data: \(error)")
-            }
-            do {
-                try context.call("close", path: name) { Syscalls.close($0, fh) }
-            } catch {
-                NFSContext.logger.error("closing an unclosed file handle failed: \(error)")
-            }
-            state.fh = nil
+        let leftover: (fh: FilePointer, buffer: FileBuffer)? = state.withLock { state in
+            guard let fh = state.fh else { return nil }
+            defer { state.fh = nil; state.buffer.discard() }
+            return (fh, state.buffer)
         }
-        context.unregister(ObjectIdentifier(self))
+        guard let leftover else { return }
+        #if DEBUG
+        NFSContext.logger.warning("NFSFileHandle \(name) was dropped without close(); closing it in the background")
+        #endif
+        Self.closeInBackground(leftover.fh, buffer: leftover.buffer, name: name, id: ObjectIdentifier(self),
+                               context: context, ownsContext: ownsContext)
+    }
+
+    private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: String, id: ObjectIdentifier,
+                                          context: NFSContext, ownsContext: Bool) {
+        context.backgroundCloses.enter()
+        DispatchQueue.global(qos: .utility).async {
+            var buffer = buffer
+            let pending = buffer.pendingWriteCount
+            let io = FileIO(context: context, fh: fh.raw, path: name,
+                            readChunk: context.readMax > 0 ? context.readMax : 65536,
+                            writeChunk: context.writeMax > 0 ? context.writeMax : 65536)
+            do { try buffer.flush(io) } catch {
+                NFSContext.logger.error("\(name) was dropped without close(); \(pending) buffered bytes were lost: \(error)")
+            }
+            do { try context.call("close", path: name) { Syscalls.close($0, fh.raw) } } catch {
+                NFSContext.logger.error("closing \(name), dropped without close(), failed: \(error)")
+            }
+            context.unregister(id)
+            // Leave before unmounting: close() waits for this very group.
+            context.backgroundCloses.leave()
+            if ownsContext { try? context.close() }
+        }
     }
 
     private func io(_ fh: OpaquePointer) -> FileIO {
@@ -289,10 +316,10 @@ public final class NFSFileHandle: Sendable {
             let base: Int64
             switch whence {
             case .set: base = 0
-            case .current: base = Int64(state.position)
+            case .current: base = try signedOffset(state.position, "the position")
             case .end:
                 try state.buffer.flush(io)
-                base = Int64(try io.fstat().size)
+                base = try signedOffset(try io.fstat().size, "the size the server reports")
             }
             let (target, overflow) = base.addingReportingOverflow(offset)
             guard !overflow, target >= 0 else {
@@ -302,6 +329,15 @@ public final class NFSFileHandle: Sendable {
             state.position = UInt64(target)
             return state.position
         }
+    }
+
+    /// `lseek` works in signed offsets; a server can report a size no `Int64` holds.
+    private func signedOffset(_ value: UInt64, _ what: String) throws -> Int64 {
+        guard let signed = Int64(exactly: value) else {
+            throw NFSError(code: .overflow, operation: "seek", path: name,
+                           message: "\(what), \(value), is beyond the largest seekable offset")
+        }
+        return signed
     }
 
     /// The current position.

@@ -13,6 +13,8 @@ public struct NFSOptions: Sendable, Hashable {
     /// How long any single operation, the mount included, may take before it
     /// throws an ``NFSError`` whose ``NFSError/isTimeout`` is true. `nil` waits
     /// forever (not recommended: a dead server then blocks the caller). Default 30 s.
+    /// libnfs counts timeouts in whole seconds: a fraction is rounded up, and
+    /// anything beyond about 24 days is clamped to that.
     public var timeout: Duration? = .seconds(30)
     /// The user id sent to the server (`nfs_set_uid`); default: the URL's or the process's.
     public var uid: Int? = nil
@@ -38,10 +40,25 @@ public struct NFSOptions: Sendable, Hashable {
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
     }
 
+    /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction
+    /// rounded up, at most `Int32.max` milliseconds; nil when there is none.
+    public var effectiveTimeout: Duration? {
+        timeoutMilliseconds.map { .milliseconds(Int64($0)) }
+    }
+
+    /// The timeout as `nfs_set_timeout` takes it: whole seconds in milliseconds.
+    ///
+    /// libnfs (4.0.0 through 7.0.0) stores milliseconds but scans for expired
+    /// RPCs at most once a second, and its header asks for whole seconds, so a
+    /// fraction is rounded up (0.2 s becomes 1 s). Clamped, never trapping: a
+    /// timeout beyond `Int32.max` milliseconds (about 24 days) is that limit.
     var timeoutMilliseconds: Int32? {
         guard let timeout else { return nil }
         let (seconds, attoseconds) = timeout.components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return Int32(clamping: max(ms, 1))
+        guard seconds >= 0 else { return 1000 }
+        let whole = attoseconds > 0 ? seconds.addingReportingOverflow(1) : (seconds, false)
+        let (ms, overflow) = whole.0.multipliedReportingOverflow(by: 1000)
+        if whole.1 || overflow { return Int32.max / 1000 * 1000 }
+        return Int32(clamping: max(ms, 1000)) / 1000 * 1000
     }
 }

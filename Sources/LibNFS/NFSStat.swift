@@ -22,7 +22,11 @@ public struct NFSTimestamp: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     /// `seconds.nanoseconds`, such as `1500000000.250000000`.
-    public var description: String { "\(seconds).\(String(String(nanoseconds + 1_000_000_000).dropFirst()))" }
+    /// A server may send a nanosecond field of 10⁹ or more; it is shown as sent, never trapping.
+    public var description: String {
+        let digits = String(nanoseconds)
+        return "\(seconds)." + String(repeating: "0", count: max(0, 9 - digits.count)) + digits
+    }
 }
 
 /// The kind of a file system object.

@@ -89,9 +89,7 @@ public final class Copier: Sendable {
         self.options = options
         self.progress = progress
         self.log = log
-        let mask = Glibc.umask(0)
-        _ = Glibc.umask(mask)
-        self.umask = Int(mask)
+        self.umask = Int(Platform.fileCreationMask)
     }
 
     private func fail(_ path: String, _ error: any Error) {

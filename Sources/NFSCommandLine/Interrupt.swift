@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -9,18 +10,58 @@ private let receivedSignal = Atomic<Int32>(0)
 
 /// SIGINT/SIGTERM turned into a flag that long loops poll, so that they can
 /// remove temporary files before the process exits.
+///
+/// As swift-service-lifecycle does, no signal handler runs on an arbitrary
+/// thread: the signals are blocked in every thread and one dedicated thread
+/// takes them with `sigwait`. A handler interrupting a thread inside libnfs's
+/// `poll()` would make libnfs see EINTR, which it reports as a broken socket,
+/// so Ctrl-C could surface as a spurious I/O error on a file that was fine.
+///
+/// The first signal asks the copy to stop and clean up; a second one ends the
+/// process at once with the same status. Every file is still written under a
+/// temporary name until its final rename, so even then no partial file is
+/// left under a final name (a `.nfs-cp-*.part` file may remain).
 public enum Interrupt {
-    /// Installs handlers for SIGINT and SIGTERM that only record the signal.
+    private static let installed = Atomic<Bool>(false)
+
+    /// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+    /// created after it, and starts the thread that receives them. Call it first
+    /// thing in `main`, before any other thread exists.
     public static func install() {
-        // A parent may hand down a mask that blocks them (seen under the test runner),
-        // which would make the tool ignore Ctrl-C and SIGTERM.
+        guard !installed.exchange(true, ordering: .relaxed) else { return }
+        var set = signalSet()
+        // Also undoes a parent's mask that ignored them (seen under the test runner):
+        // blocked signals stay pending until the receiving thread takes them.
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let receiver = Thread {
+            var set = signalSet()
+            while true {
+                var signal: Int32 = 0
+                guard sigwait(&set, &signal) == 0 else { continue }
+                if receivedSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed).exchanged {
+                    continue
+                }
+                // The second signal: the user insists. Temporary names protect the final ones.
+                _exit(exitStatus(for: receivedSignal.load(ordering: .relaxed)))
+            }
+        }
+        receiver.name = "signals"
+        receiver.start()
+    }
+
+    /// Blocks SIGINT and SIGTERM in the calling thread; for a thread that calls
+    /// into libnfs and may have been created before ``install()``.
+    public static func blockInCurrentThread() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    private static func signalSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &set, nil)
-        _ = Glibc.signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
-        _ = Glibc.signal(SIGTERM) { receivedSignal.store($0, ordering: .relaxed) }
+        return set
     }
 
     /// The signal received, or nil.

@@ -57,8 +57,7 @@ public struct LocalFileSystem: CopyFileSystem {
         }
         return FileInfo(kind: kind, size: UInt64(st.st_size), permissions: Int(st.st_mode & 0o7777),
                         uid: Int(st.st_uid), gid: Int(st.st_gid),
-                        accessTime: NFSTimestamp(seconds: Int64(st.st_atim.tv_sec), nanoseconds: UInt32(st.st_atim.tv_nsec)),
-                        modificationTime: NFSTimestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)))
+                        accessTime: Platform.accessTime(st), modificationTime: Platform.modificationTime(st))
     }
 
     public func list(_ path: String) throws -> [String] {
@@ -75,22 +74,22 @@ public struct LocalFileSystem: CopyFileSystem {
     }
 
     public func makeDirectory(_ path: String, permissions: Int) throws {
-        try check(Glibc.mkdir(path, mode_t(permissions)), "mkdir", path)
+        try check(Platform.mkdir(path, mode_t(permissions)), "mkdir", path)
     }
-    public func makeSymlink(_ target: String, at path: String) throws { try check(Glibc.symlink(target, path), "symlink", path) }
+    public func makeSymlink(_ target: String, at path: String) throws { try check(Platform.symlink(target, path), "symlink", path) }
     public func readSymlink(_ path: String) throws -> String {
         var buffer = [CChar](repeating: 0, count: 4097)
-        let n = Glibc.readlink(path, &buffer, 4096)
+        let n = Platform.readlink(path, &buffer, 4096)
         if n < 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readlink", path: path) }
         return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
-    public func rename(_ from: String, to: String) throws { try check(Glibc.rename(from, to), "rename", from) }
-    public func remove(_ path: String) throws { try check(Glibc.unlink(path), "unlink", path) }
+    public func rename(_ from: String, to: String) throws { try check(Platform.rename(from, to), "rename", from) }
+    public func remove(_ path: String) throws { try check(Platform.unlink(path), "unlink", path) }
     public func setPermissions(_ path: String, _ permissions: Int) throws {
-        try check(Glibc.chmod(path, mode_t(permissions)), "chmod", path)
+        try check(Platform.chmod(path, mode_t(permissions)), "chmod", path)
     }
     public func setOwner(_ path: String, uid: Int, gid: Int) throws {
-        try check(Glibc.lchown(path, uid_t(uid), gid_t(gid)), "chown", path)
+        try check(Platform.lchown(path, uid_t(uid), gid_t(gid)), "chown", path)
     }
     public func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws {
         var times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),

@@ -68,7 +68,7 @@ struct NFSCheckCommand: ParsableCommand {
 
     func validate() throws {
         do { _ = try NFSURL(url) } catch { throw ValidationError("\(error)") }
-        guard timeout > 0 && timeout.isFinite && timeout <= 86_400 else { throw ValidationError("--timeout must be a positive number of seconds") }
+        guard timeout > 0 && timeout <= 86_400 else { throw ValidationError("--timeout must be a positive number of seconds") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
         guard interval >= 0 && interval.isFinite else { throw ValidationError("--interval must not be negative") }
         guard !(json && prometheus) else { throw ValidationError("choose one of --json and --prometheus") }

@@ -16,7 +16,7 @@ struct NFSCopyCommand: ParsableCommand {
 
         Every file is written under a temporary name beside its destination and renamed over it only once all of it
         is written and committed: an error, Ctrl-C or SIGTERM leaves an existing destination as it was and no partial
-        file behind (--inplace turns this off).
+        file behind (--inplace turns this off). A second Ctrl-C exits at once, even on a stalled server.
 
         Examples:
           nfs-cp big.iso "nfs://filer/export/isos/?version=3"
@@ -56,7 +56,7 @@ struct NFSCopyCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Name each file as it is copied.")
     var verbose = false
 
-    @Option(help: "Seconds any single NFS operation may take before it fails (nothing waits forever).")
+    @Option(help: "Seconds any single NFS operation may take before it fails, up to 86400; libnfs counts whole seconds, so a fraction is rounded up.")
     var timeout: Double = 30
 
     @Option(help: "User id presented to NFS servers.")
@@ -71,7 +71,9 @@ struct NFSCopyCommand: ParsableCommand {
     func validate() throws {
         guard operands.count >= 2 else { throw ValidationError("need at least one SOURCE and a DESTINATION") }
         guard jobs >= 1 && jobs <= 64 else { throw ValidationError("--jobs takes a number from 1 to 64") }
-        guard timeout > 0 && timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+        guard timeout > 0 && timeout <= 86_400 else {
+            throw ValidationError("--timeout takes a number of seconds from 1 to 86400 (fractions are rounded up)")
+        }
         for operand in operands {
             do { _ = try Operand(operand) } catch { throw ValidationError("\(error)") }
         }
@@ -90,7 +92,7 @@ struct NFSCopyCommand: ParsableCommand {
         options.verify = verify
         options.inplace = inplace
         options.jobs = jobs
-        options.nfs = NFSOptions(timeout: .milliseconds(Int64(timeout * 1000)), uid: uid, gid: gid)
+        options.nfs = NFSOptions(timeout: .milliseconds(Int64((timeout * 1000).rounded(.up))), uid: uid, gid: gid)
         let progressLine = ProgressLine(enabled: progress ?? Terminal.standardErrorIsInteractive)
         let copier = Copier(options: options, progress: progressLine) { line in
             progressLine.pauseWhile { CommandLineTool.printError("nfs-cp: \(line)") }

@@ -253,15 +253,22 @@ struct CopyFailureTests {
         #expect(r.status == 2)
         r = try nfsCp("http://example.invalid/x", "b")
         #expect(r.status == 2)
+        // Values that once trapped in a conversion are refused as usage errors.
+        for timeout in ["1e16", "86401", "nan", "inf", "-1", "0"] {
+            r = try nfsCp("--timeout", timeout, "a", "b")
+            #expect(r.status == 2, "--timeout \(timeout): \(r.stderr)")
+            #expect(r.stderr.contains("--timeout"), "--timeout \(timeout): \(r.stderr)")
+        }
         r = try nfsCp("--help")
         #expect(r.status == 0)
         #expect(r.stdout.contains("--no-clobber") && r.stdout.contains("Exit status"))
     }
 
-    @Test("SIGTERM in the middle of a large copy leaves no partial file under the destination name")
-    func interrupted() throws {
+    @Test("SIGINT or SIGTERM in the middle of a large copy exits 128+N and leaves no partial file under the destination name",
+          arguments: [SIGINT, SIGTERM])
+    func interrupted(signal: Int32) throws {
         let server = try TestServer.require()
-        let scratch = try server.scratch("cpf-term")
+        let scratch = try server.scratch("cpf-signal\(signal)")
         defer { scratch.cleanUp() }
         let big = scratch.local("big.src")
         // Sparse 2 GiB source: cheap to create, long enough to copy that the signal lands mid-way.
@@ -284,9 +291,9 @@ struct CopyFailureTests {
             usleep(20_000)
         }
         #expect(started, "the copy never got going")
-        copy.signal(SIGTERM)
+        copy.signal(signal)
         let r = try copy.wait(timeout: .seconds(60))
-        #expect(r.status == 128 + SIGTERM, "\(r.stderr)")
+        #expect(r.status == 128 + signal, "\(r.stderr)")
         #expect(try scratch.readLocal("dest") == Array("previous".utf8))
         #expect(temporaries(in: scratch.local).isEmpty)
     }

@@ -1,6 +1,10 @@
 import Foundation
 import LibNFS
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// A TCP socket on 127.0.0.1 that accepts connections (the kernel completes
@@ -26,7 +30,7 @@ public func closedLoopbackPort() throws -> UInt16 {
 public struct SocketError: Error { public let what: String; public let code: Int32 }
 
 public func listenLoopback() throws -> (Int32, UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Platform.streamSocket, 0)
     guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -84,7 +88,7 @@ public final class StallingProxy: Sendable {
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
-                if n <= 0 { shutdown(destination, Int32(SHUT_WR)); return }
+                if n <= 0 { Platform.shutdown(destination, Platform.shutdownWrite); return }
                 let stalled = state.withLock { s -> Bool in
                     if counted, let budget = s.budget {
                         s.budget = budget - n
@@ -110,14 +114,14 @@ public final class StallingProxy: Sendable {
             defer { s.fds = [] }
             return s.fds
         }
-        Glibc.shutdown(listener, Int32(SHUT_RDWR))
+        Platform.shutdown(listener, Platform.shutdownBoth)
         close(listener)
-        for fd in fds { Glibc.shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        for fd in fds { Platform.shutdown(fd, Platform.shutdownBoth); close(fd) }
     }
 }
 
 public func connectLoopback(_ port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Platform.streamSocket, 0)
     guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)

@@ -12,9 +12,11 @@ import Darwin
 /// `Mutex<[Int: Int]>` incremented from four threads is flagged). A pthread
 /// mutex is intercepted by TSan, so the concurrency suite checks for real.
 ///
-/// `@unchecked Sendable` invariant: `value` is read and written only inside
-/// `withLock`, between `pthread_mutex_lock` and `pthread_mutex_unlock` on `mutex`.
-final class Locked<Value>: @unchecked Sendable {
+/// The mutex is of the error-checking kind, and every pthread result is
+/// checked: a re-entrant `withLock` (a libnfs callback or a `deinit` calling
+/// back into its owner) stops the process with a message naming the mistake,
+/// where a plain mutex would deadlock without a word.
+final class Locked<Value> {
     private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
@@ -22,7 +24,11 @@ final class Locked<Value>: @unchecked Sendable {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_mutexattr_t()
+        Self.check(pthread_mutexattr_init(&attributes), "pthread_mutexattr_init")
+        Self.check(pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ERRORCHECK)), "pthread_mutexattr_settype")
+        Self.check(pthread_mutex_init(mutex, &attributes), "pthread_mutex_init")
+        pthread_mutexattr_destroy(&attributes)
     }
 
     deinit {
@@ -31,8 +37,23 @@ final class Locked<Value>: @unchecked Sendable {
     }
 
     func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        let rc = pthread_mutex_lock(mutex)
+        if rc == EDEADLK {
+            preconditionFailure("Locked.withLock called again on the thread that holds the lock (a re-entrant call would deadlock)")
+        }
+        Self.check(rc, "pthread_mutex_lock")
+        defer { Self.check(pthread_mutex_unlock(mutex), "pthread_mutex_unlock") }
         return try body(&value)
     }
+
+    /// A failing pthread call leaves the lock in an unknown state: nothing safe can follow.
+    private static func check(_ rc: Int32, _ function: StaticString) {
+        precondition(rc == 0, "\(function) failed with error \(rc)")
+    }
 }
+
+/// Sendable only when what it guards is, as swift-nio's `NIOLockedValueBox`.
+///
+/// Invariant: `value` is read and written only inside `withLock`, between
+/// `pthread_mutex_lock` and `pthread_mutex_unlock` on `mutex`.
+extension Locked: @unchecked Sendable where Value: Sendable {}

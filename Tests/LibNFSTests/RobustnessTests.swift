@@ -1,0 +1,70 @@
+import Foundation
+import LibNFS
+import NFSTestSupport
+import Testing
+
+/// Inputs from users and servers that must never crash the process, and writes
+/// that must never land after they were reported as failed.
+@Suite("Robustness against bad input and failed writes")
+struct RobustnessTests {
+    @Test("timeouts are rounded up to the whole seconds libnfs counts, and huge ones are clamped, not trapped")
+    func timeoutRounding() {
+        #expect(NFSOptions(timeout: .milliseconds(200)).effectiveTimeout == .seconds(1))
+        #expect(NFSOptions(timeout: .milliseconds(2500)).effectiveTimeout == .seconds(3))
+        #expect(NFSOptions(timeout: .seconds(30)).effectiveTimeout == .seconds(30))
+        #expect(NFSOptions(timeout: nil).effectiveTimeout == nil)
+        #expect(NFSOptions(timeout: .seconds(-5)).effectiveTimeout == .seconds(1))
+        let limit = Duration.milliseconds(Int64(Int32.max) / 1000 * 1000)
+        #expect(NFSOptions(timeout: .seconds(Int64.max)).effectiveTimeout == limit)
+        #expect(NFSOptions(timeout: .seconds(Int64(Int32.max))).effectiveTimeout == limit)
+    }
+
+    @Test("a timestamp with a nanosecond field of 10⁹ or more, as a server may send, prints without trapping")
+    func oversizedNanoseconds() {
+        #expect(NFSTimestamp(seconds: 1, nanoseconds: 5).description == "1.000000005")
+        #expect(NFSTimestamp(seconds: 1, nanoseconds: 999_999_999).description == "1.999999999")
+        #expect(NFSTimestamp(seconds: 1, nanoseconds: .max).description == "1.4294967295")
+    }
+
+    @Test("a write that throws leaves none of its bytes buffered for a later close to send", TestServer.required)
+    func failedWriteLeavesNothing() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("failed-write")
+        defer { scratch.cleanUp() }
+        // Owned by root and writable by all: user 1000 may write until the mode changes on disk.
+        try scratch.writeLocal("f", [])
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: scratch.local("f"))
+        let nfs = try server.mount(NFSOptions(uid: 1000, gid: 1000, writeBufferSize: 1000))
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"), mode: "r+")
+        let first = randomBytes(600), second = randomBytes(600)
+        try file.write(first)   // buffered: under the 1000-byte buffer
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: scratch.local("f"))
+        // Fills the buffer, whose flush the server refuses (libnfs 4.0.0 reports
+        // NFS3ERR_ACCES on WRITE with the errno EFAULT, so only the type is checked here).
+        #expect(throws: NFSError.self) { try file.write(second) }
+        #expect(try file.tell() == 600, "a failed write must not move the position")
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: scratch.local("f"))
+        try file.close()
+        // Only the write that succeeded reaches the disk.
+        #expect(try scratch.readLocal("f") == first)
+    }
+
+    @Test("dropping an open handle does not block the dropping thread on a stalled server", TestServer.required)
+    func droppedHandleDoesNotBlock() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("dropped-stall")
+        defer { scratch.cleanUp() }
+        let proxied = try ProxiedServer(server, directory: server.url)
+        defer { proxied.shutdown() }
+        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(3)))
+        var file: NFSFileHandle? = try nfs.open(scratch.path("f"), mode: "w")
+        try file?.write(randomBytes(1000))
+        proxied.nfs.stall()
+        let (_, dropTime) = timed { file = nil }
+        #expect(dropTime < .milliseconds(500), "dropping the handle took \(dropTime)")
+        // The background flush times out against the stalled server; close() waits for it, then fails the unmount.
+        let (_, closeTime) = timed { _ = try? nfs.close() }
+        #expect(closeTime < .seconds(15), "close took \(closeTime)")
+    }
+}
