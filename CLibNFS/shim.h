@@ -7,9 +7,11 @@
 #include <sys/time.h>
 #include <nfsc/libnfs.h>
 
-// libnfs 6 ("API v2") reorders the arguments of the read/write calls and drops
-// nfs_create. Swift calls these wrappers, so one Swift source builds against
-// libnfs 4.x-5.x and 6.x.
+// Every difference between the libnfs versions this package supports (4.0.0
+// through 7.0.0) lives here, keyed on what each version's header declares.
+// libnfs 6 ("API v2") reorders the arguments of the read/write calls, returns
+// size_t from readmax/writemax, and drops nfs_create and the read-ahead setter.
+// Swift calls these wrappers, so one Swift source builds against all of them.
 
 static inline int swiftnfs_pread(struct nfs_context *nfs, struct nfsfh *fh,
                                  uint64_t offset, uint64_t count, void *buf) {
@@ -45,6 +47,49 @@ static inline int swiftnfs_write(struct nfs_context *nfs, struct nfsfh *fh,
 #else
     return nfs_write(nfs, fh, count, buf);
 #endif
+}
+
+// libnfs 6 returns size_t where 4.x-5.x return uint64_t.
+static inline uint64_t swiftnfs_get_readmax(struct nfs_context *nfs) {
+    return (uint64_t)nfs_get_readmax(nfs);
+}
+
+static inline uint64_t swiftnfs_get_writemax(struct nfs_context *nfs) {
+    return (uint64_t)nfs_get_writemax(nfs);
+}
+
+// libnfs 6 dropped its read-ahead (and page cache) setters. Returns 1 when this
+// libnfs has the setter and the value was applied, 0 when it has none.
+static inline int swiftnfs_set_readahead(struct nfs_context *nfs, uint32_t bytes) {
+#ifdef LIBNFS_FEATURE_READAHEAD
+    nfs_set_readahead(nfs, bytes);
+    return 1;
+#else
+    (void)nfs; (void)bytes;
+    return 0;
+#endif
+}
+
+static inline int swiftnfs_has_readahead(void) {
+#ifdef LIBNFS_FEATURE_READAHEAD
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+// 2 for libnfs 6 and later ("API v2"), 1 before.
+static inline int swiftnfs_api_version(void) {
+#ifdef LIBNFS_API_V2
+    return 2;
+#else
+    return 1;
+#endif
+}
+
+// An address inside libnfs, for dladdr to name the library actually loaded.
+static inline void *swiftnfs_symbol_address(void) {
+    return (void *)&nfs_init_context;
 }
 
 // nfs_open2 with O_CREAT covers nfs_create on every version.

@@ -167,7 +167,7 @@ public final class NFSContext: Sendable {
         if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
-        if let readahead = options.readahead { Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
+        if let readahead = options.readahead { _ = Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
     }
 

@@ -62,7 +62,8 @@ public final class NFSFileHandle: Sendable {
         self.ownsContext = ownsContext
         self.state = Locked(State(
             fh: FilePointer(raw: fh), position: position,
-            buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? readChunk, 1),
+            buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? readChunk,
+                                                 NFSLibrary.hasReadahead ? 1 : context.options.readahead ?? 1, 1),
                                writeCapacity: max(context.options.writeBufferSize ?? writeChunk, 1))))
         context.register(self)
     }

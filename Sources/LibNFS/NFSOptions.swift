@@ -22,7 +22,10 @@ public struct NFSOptions: Sendable, Hashable {
     public var gid: Int? = nil
     /// The protocol version; default: the URL's, else v3.
     public var version: Version? = nil
-    /// libnfs's own read-ahead in bytes (`nfs_set_readahead`); nil leaves it off.
+    /// Read-ahead in bytes; nil leaves it off. libnfs 4.x and 5.x do it
+    /// themselves (`nfs_set_readahead`). libnfs 6 and later have no such
+    /// setting, so there LibNFS does it: a file handle's read buffer grows to
+    /// this size, and sequential reads are served from bytes fetched ahead.
     public var readahead: Int? = nil
     /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
     public var autoreconnect: Int? = nil

@@ -24,7 +24,7 @@ struct NFSCheckCommand: ParsableCommand {
         Exit status (Nagios/Icinga plugin convention): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage or arguments).
         With --repeat, the worst status of all rounds.
         """,
-        version: "0.1.0"
+        version: "0.1.0, on \(NFSLibrary.description)"
     )
 
     @Argument(help: "The share or directory to check: an nfs:// URL.")

@@ -26,7 +26,7 @@ struct NFSCopyCommand: ParsableCommand {
         Exit status: 0 every file copied; 1 one or more files failed (each named on standard error);
         2 usage error; 128+N killed by signal N (130 for Ctrl-C).
         """,
-        version: "0.1.0"
+        version: "0.1.0, on \(NFSLibrary.description)"
     )
 
     @Flag(name: .shortAndLong, help: "Copy directories and their contents; symbolic links are copied as links.")

@@ -24,4 +24,36 @@ struct MountTests {
         let read = try nfs.withFile(scratch.path("hello.bin")) { try $0.readAll() }
         #expect(read == bytes)
     }
+
+    @Test("the library names the libnfs it runs against, and it is the one the build was pointed at")
+    func libraryVersion() throws {
+        let path = try #require(NFSLibrary.path, "no libnfs mapped into the process")
+        #expect(path.contains("libnfs"), "\(path)")
+        #expect(NFSLibrary.description.hasPrefix("libnfs "))
+        guard let expected = TestServer.environment["NFS_TEST_EXPECT_LIBNFS"] else { return }
+        #expect(NFSLibrary.release == expected, "loaded \(NFSLibrary.description)")
+        let major = Int(expected.prefix { $0 != "." }) ?? 0
+        #expect(NFSLibrary.apiVersion == (major >= 6 ? 2 : 1))
+        #expect(NFSLibrary.hasReadahead == (major < 6))
+    }
+
+    @Test("with read-ahead set, small sequential reads return exactly the bytes on disk, on every libnfs")
+    func readahead() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("readahead")
+        defer { scratch.cleanUp() }
+        let bytes = randomBytes(3 << 20 + 17)
+        try scratch.writeLocal("f", bytes)
+        let nfs = try server.mount(NFSOptions(readahead: 1 << 20))
+        defer { try? nfs.close() }
+        var read: [UInt8] = []
+        try nfs.withFile(scratch.path("f")) { file in
+            while true {
+                let piece = try file.read(1000)
+                if piece.isEmpty { break }
+                read += piece
+            }
+        }
+        #expect(read == bytes)
+    }
 }

@@ -259,6 +259,11 @@ struct CopyFailureTests {
             #expect(r.status == 2, "--timeout \(timeout): \(r.stderr)")
             #expect(r.stderr.contains("--timeout"), "--timeout \(timeout): \(r.stderr)")
         }
+        r = try nfsCp("--version")
+        #expect(r.status == 0)
+        if let expected = TestServer.environment["NFS_TEST_EXPECT_LIBNFS"] {
+            #expect(r.stdout.contains("libnfs \(expected) "), "\(r.stdout)")
+        }
         r = try nfsCp("--help")
         #expect(r.status == 0)
         #expect(r.stdout.contains("--no-clobber") && r.stdout.contains("Exit status"))

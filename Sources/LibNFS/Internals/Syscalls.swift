@@ -42,7 +42,8 @@ internal enum Syscalls {
     static func setUID(_ nfs: Context, _ uid: Int32) { nfs_set_uid(nfs, uid) }
     static func setGID(_ nfs: Context, _ gid: Int32) { nfs_set_gid(nfs, gid) }
     static func setVersion(_ nfs: Context, _ version: Int32) -> Int32 { nfs_set_version(nfs, version) }
-    static func setReadahead(_ nfs: Context, _ bytes: UInt32) { nfs_set_readahead(nfs, bytes) }
+    /// Returns false when this libnfs has no read-ahead setter (6.0 and later).
+    static func setReadahead(_ nfs: Context, _ bytes: UInt32) -> Bool { swiftnfs_set_readahead(nfs, bytes) != 0 }
     static func setAutoreconnect(_ nfs: Context, _ retries: Int32) { nfs_set_autoreconnect(nfs, retries) }
 
     /// Parses `url` (which also applies its `?arg=val` settings to `nfs`) and
@@ -65,8 +66,12 @@ internal enum Syscalls {
 
     static func mount(_ nfs: Context, server: String, export: String) -> Int32 { nfs_mount(nfs, server, export) }
     static func umount(_ nfs: Context) -> Int32 { nfs_umount(nfs) }
-    static func readMax(_ nfs: Context) -> UInt64 { nfs_get_readmax(nfs) }
-    static func writeMax(_ nfs: Context) -> UInt64 { nfs_get_writemax(nfs) }
+    static func readMax(_ nfs: Context) -> UInt64 { swiftnfs_get_readmax(nfs) }
+    static func writeMax(_ nfs: Context) -> UInt64 { swiftnfs_get_writemax(nfs) }
+
+    static var apiVersion: Int { Int(swiftnfs_api_version()) }
+    static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
+    static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }
 
     static func stat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_stat64(nfs, path, &st) }
     static func lstat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_lstat64(nfs, path, &st) }
