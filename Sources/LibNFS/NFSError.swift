@@ -50,15 +50,7 @@ public struct NFSError: Error, Sendable, Hashable, CustomStringConvertible {
 extension NFSError {
     /// Builds an error from a negative libnfs return value and the context's error text.
     static func fromLibNFS(result: Int32, operation: String, path: String?, message: String?) -> NFSError {
-        var errno = result < 0 ? -result : result
-        if errno == 0 { errno = Errno.ioError.rawValue }
-        var code = Errno(rawValue: errno)
-        // libnfs 4 reports its own timeout as EINTR with "command timed out", and
-        // the other RPCs of a split read or write, cancelled by that timeout, as
-        // EINTR with "Command was cancelled". Its sync API cancels nothing else.
-        if code == .interrupted, let message, message.contains("timed out") || message.contains("cancelled") {
-            code = .timedOut
-        }
+        let code = VersionQuirks.errno(result: result, message: message)
         return NFSError(code: code, operation: operation, path: path, message: message)
     }
 }
