@@ -115,7 +115,7 @@ public final class NFSContext: Sendable {
         let umountError: NFSError? = state.withLock { state in
             guard let nfs = state.nfs else { return nil }
             defer { Syscalls.destroyContext(nfs); state.nfs = nil }
-            let rc = Syscalls.umount(nfs)
+            let rc = VersionQuirks.umountResult(Syscalls.umount(nfs))
             guard rc < 0 else { return nil }
             return NFSError.fromLibNFS(result: rc, operation: "umount", path: url, message: Syscalls.errorText(nfs))
         }
@@ -139,10 +139,12 @@ public final class NFSContext: Sendable {
     func callResult<T>(_ operation: String, path: String?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
         try state.withLock { state in
             guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
+            let start = ContinuousClock.now
             switch body(nfs) {
             case .success(let value): return value
             case .failure(let status):
-                throw NFSError.fromLibNFS(result: status.rc, operation: operation, path: path, message: Syscalls.errorText(nfs))
+                throw NFSError.fromLibNFS(result: status.rc, operation: operation, path: path, message: Syscalls.errorText(nfs),
+                                          elapsed: .now - start, timeout: options.effectiveTimeout)
             }
         }
     }

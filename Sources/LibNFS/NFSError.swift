@@ -49,8 +49,9 @@ public struct NFSError: Error, Sendable, Hashable, CustomStringConvertible {
 
 extension NFSError {
     /// Builds an error from a negative libnfs return value and the context's error text.
-    static func fromLibNFS(result: Int32, operation: String, path: String?, message: String?) -> NFSError {
-        let code = VersionQuirks.errno(result: result, message: message)
+    static func fromLibNFS(result: Int32, operation: String, path: String?, message: String?,
+                           elapsed: Duration? = nil, timeout: Duration? = nil) -> NFSError {
+        let code = VersionQuirks.errno(result: result, message: message, elapsed: elapsed, timeout: timeout)
         return NFSError(code: code, operation: operation, path: path, message: message)
     }
 }

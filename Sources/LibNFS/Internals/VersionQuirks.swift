@@ -1,18 +1,32 @@
 import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How the libnfs versions this package supports differ at run time, in one
 /// place (the compile-time differences are in `CLibNFS/shim.h`). Each quirk
 /// names the versions it was seen with and how the Swift side evens it out.
 enum VersionQuirks {
-    /// The errno an error should carry, given what libnfs returned and said.
+    /// The errno an error should carry, given what libnfs returned and said,
+    /// and, when known, how long the call took against its timeout.
     ///
     /// - libnfs 4.x-7.x report their own RPC timeout as EINTR with "command
     ///   timed out", and the other RPCs of a split read or write, cancelled by
     ///   that timeout, as EINTR with "Command was cancelled": that is a timeout.
-    /// - libnfs 6.0.2's `nfs_open2` returns -ERANGE whatever went wrong, while
-    ///   its message keeps the server's status, as in
-    ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`: the errno in the message wins.
-    static func errno(result: Int32, message: String?) -> Errno {
+    /// - libnfs 6.0.2 and 7.0.0 treat an RPC timeout as a broken connection:
+    ///   the call fails with EIO and "nfs_service failed" (the timeout's own
+    ///   text is overwritten). A call that ends so after running its whole
+    ///   timeout timed out.
+    /// - libnfs 6.0.2's and 7.0.0's `nfs_open2` return -ERANGE whatever went
+    ///   wrong, while the message keeps the cause: the server's status, as in
+    ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`, or libnfs's own
+    ///   `ACCESS denied` check. The cause in the message wins.
+    /// - libnfs 6.0.2 and 7.0.0 open a directory for writing by truncating it,
+    ///   which the server refuses with NFS3ERR_BADTYPE (EINVAL); 4.x says EISDIR,
+    ///   as POSIX does, and so does this package on every version.
+    static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil) -> Errno {
         var raw = result < 0 ? -result : result
         if raw == 0 { raw = Errno.ioError.rawValue }
         let code = Errno(rawValue: raw)
@@ -20,8 +34,15 @@ enum VersionQuirks {
         if code == .interrupted, message.contains("timed out") || message.contains("cancelled") {
             return .timedOut
         }
-        if code == .outOfRange, let reported = statusErrno(in: message) {
-            return reported
+        if code == .ioError, message == "nfs_service failed", let elapsed, let timeout, elapsed >= timeout {
+            return .timedOut
+        }
+        if code == .outOfRange {
+            if let reported = statusErrno(in: message) { return reported }
+            if message.contains("ACCESS denied") { return .permissionDenied }
+        }
+        if code == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
+            return .isDirectory
         }
         return code
     }
@@ -40,5 +61,15 @@ enum VersionQuirks {
             }
         }
         return found
+    }
+
+    /// `nfs_umount`'s result, as libnfs 7.0.0 reads it.
+    ///
+    /// libnfs 6.0.x sends UMNT, then drops the MOUNT connection itself and
+    /// returns the -EIO of that disconnect, so every unmount seems to fail.
+    /// 7.0.0 fixed this in `nfs_umount` by counting -EIO as success there; the
+    /// same rule applies here to every API v2 libnfs (4.x-5.x never do this).
+    static func umountResult(_ rc: Int32) -> Int32 {
+        Syscalls.apiVersion >= 2 && rc == -EIO ? 0 : rc
     }
 }
