@@ -123,7 +123,9 @@ public struct NFSFileSystemStats: Sendable, Hashable {
     public var fileSystemID: UInt64
     /// Mount flags (`f_flag`).
     public var flags: UInt64
-    /// The longest file name allowed, in bytes (`f_namemax`).
+    /// The longest file name allowed, in bytes (`f_namemax`). Over NFSv3 this is
+    /// not the server's figure: FSSTAT carries none, and libnfs reports 256 for
+    /// every server (most allow 255). Over NFSv4 it is the server's.
     public var maximumNameLength: UInt64
 
     /// Creates a value; the library fills these from the server's replies.

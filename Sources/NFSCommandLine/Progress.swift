@@ -42,7 +42,7 @@ public enum Format {
 /// Counts bytes and files from any thread and, when enabled, reports on
 /// standard error: on a terminal it redraws one status line about ten times a
 /// second and ``finish()`` clears it; elsewhere (a pipe, a log) it writes a
-/// plain line about once a second, never a control character.
+/// plain line about once a second and a last one at the end, never a control character.
 public final class ProgressLine: Sendable {
     private let bytesDone = Atomic<UInt64>(0)
     private let filesDone = Atomic<Int>(0)
@@ -105,9 +105,11 @@ public final class ProgressLine: Sendable {
         }
     }
 
-    /// Stops redrawing and clears the line.
+    /// Stops redrawing and clears the line; off a terminal, writes one last
+    /// plain line, so a log always ends with the final figures.
     public func finish() {
         stopped.withLock { s in
+            if !s && enabled && !interactive && running.load(ordering: .relaxed) { draw() }
             clearLine(stopped: s)
             s = true
         }

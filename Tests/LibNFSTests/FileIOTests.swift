@@ -6,8 +6,10 @@ import Testing
 
 @Suite("Reading and writing files", TestServer.required)
 struct FileIOTests {
-    /// 0, 1, readMax-1, readMax, readMax+1 and 10 MiB, computed once readMax is known.
-    static func sizes(readMax: Int) -> [Int] { [0, 1, readMax - 1, readMax, readMax + 1, 10 << 20] }
+    /// 0, 1, one less, equal and one more than each boundary, and 10 MiB.
+    static func sizes(around boundaries: Int...) -> [Int] {
+        Set([0, 1, 10 << 20] + boundaries.flatMap { [$0 - 1, $0, $0 + 1] }).sorted()
+    }
 
     @Test("bytes written through the library arrive on disk intact, at every size around readMax")
     func writeThenCompareOnDisk() throws {
@@ -16,9 +18,32 @@ struct FileIOTests {
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        for size in Self.sizes(readMax: nfs.readMax) {
+        for size in Self.sizes(around: nfs.readMax, nfs.writeMax) {
             let bytes = randomBytes(size)
             try nfs.withFile(scratch.path("f\(size)"), mode: "w") { try $0.write(bytes) }
+            #expect(try scratch.readLocal("f\(size)") == bytes, "size \(size)")
+        }
+    }
+
+    @Test("writes in odd pieces arrive intact at every size around the write buffer's capacity")
+    func writeAroundWriteBuffer() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("writebuf")
+        defer { scratch.cleanUp() }
+        // A buffer that is neither readMax nor writeMax, so its own edges are what is crossed.
+        let capacity = 100_003
+        let nfs = try server.mount(NFSOptions(writeBufferSize: capacity))
+        defer { try? nfs.close() }
+        for size in Self.sizes(around: capacity, 2 * capacity) {
+            let bytes = randomBytes(size)
+            try nfs.withFile(scratch.path("f\(size)"), mode: "w") { file in
+                var offset = 0
+                while offset < size {
+                    let end = min(offset + 7919, size)
+                    try file.write(bytes[offset..<end])
+                    offset = end
+                }
+            }
             #expect(try scratch.readLocal("f\(size)") == bytes, "size \(size)")
         }
     }
@@ -30,7 +55,7 @@ struct FileIOTests {
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        for size in Self.sizes(readMax: nfs.readMax) {
+        for size in Self.sizes(around: nfs.readMax) {
             let bytes = randomBytes(size)
             try scratch.writeLocal("f\(size)", bytes)
             #expect(try nfs.withFile(scratch.path("f\(size)")) { try $0.readAll() } == bytes, "size \(size)")
@@ -102,7 +127,7 @@ struct FileIOTests {
             #expect(try file.pread(count: 4, offset: 100_000) == [1, 2, 3, 4])
             try file.pwrite([9, 9], offset: 5)
             #expect(try file.tell() == 300_000, "pwrite does not move the position")
-            #expect(throws: NFSError.self) { try file.seek(-1) }
+            #expect { try file.seek(-1) } throws: { ($0 as? NFSError)?.code == .invalidArgument }
         }
         expected.replaceSubrange(100_000..<100_004, with: [1, 2, 3, 4])
         expected.replaceSubrange(5..<7, with: [9, 9])
@@ -149,7 +174,12 @@ struct FileIOTests {
             try file.truncate(50)
             try file.seek(10)
             #expect(try file.read(100) == [UInt8](repeating: 0, count: 40))
+            // fsync sends what is buffered: the disk has it before the handle closes.
+            try file.write([5, 5, 5])
             try file.fsync()
+            #expect(try scratch.readLocal("f").suffix(3) == [5, 5, 5])
+            #expect(try scratch.readLocal("f").count == 53)
+            try file.truncate(50)
         }
         #expect(try scratch.readLocal("f").count == 50)
         try nfs.truncate(scratch.path("f"), to: 3)
@@ -166,6 +196,12 @@ struct FileIOTests {
         let long = String(repeating: "x", count: 3 * nfs.readMax)
         try scratch.writeLocal("t", Array("a\r\nbé\n\n\(long)\nlast".utf8))
         #expect(try nfs.withFile(scratch.path("t")) { try $0.lines() } == ["a", "bé", "", long, "last"])
+        // With a final newline there is no empty last line.
+        try scratch.writeLocal("n", Array("a\nbé\n\(long)\n".utf8))
+        #expect(try nfs.withFile(scratch.path("n")) { try $0.lines() } == ["a", "bé", long])
+        #expect(try nfs.withFile(scratch.path("n")) { file -> [String?] in
+            [try file.readLine(), try file.readLine(), try file.readLine(), try file.readLine()]
+        } == ["a", "bé", long, nil])
     }
 
     @Test("a context-free handle opened by URL reads and writes, and unmounts on close")
@@ -173,9 +209,16 @@ struct FileIOTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("url")
         defer { scratch.cleanUp() }
-        let file = try NFSFileHandle(url: scratch.url("u.txt").description, mode: "w")
+        // Through a proxy, whose MOUNT port shows from outside that closing sends an unmount.
+        let proxied = try ProxiedServer(server, directory: scratch.url())
+        defer { proxied.shutdown() }
+        var url = proxied.url
+        url.path += "/u.txt"
+        let file = try NFSFileHandle(url: url.description, mode: "w")
         try file.write("via url")
+        let mountBytes = proxied.mount.bytesFromClients
         try file.close()
+        #expect(proxied.mount.bytesFromClients > mountBytes, "close sent nothing to the MOUNT port")
         #expect(file.context.isClosed)
         #expect(try scratch.readLocal("u.txt") == Array("via url".utf8))
         let reader = try NFSFileHandle(url: scratch.url("u.txt").description)
@@ -208,7 +251,7 @@ struct FileIOTests {
         try nfs.close()
         #expect(file.isClosed)
         #expect(try scratch.readLocal("f") == Array("pending".utf8))
-        #expect(throws: NFSError.self) { try nfs.stat("/") }
+        #expect { try nfs.stat("/") } throws: { ($0 as? NFSError)?.code == .badFileDescriptor }
         try nfs.close()
     }
 }

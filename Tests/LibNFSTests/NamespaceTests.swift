@@ -20,15 +20,23 @@ struct NamespaceTests {
         try nfs.mkdir(scratch.path("d700"), mode: 0o700)
         #expect(try fm.attributesOfItem(atPath: scratch.local("d700"))[.posixPermissions] as? Int == 0o700)
         try nfs.makedirs(scratch.path("a/b/c"))
-        try nfs.makedirs(scratch.path("a/b/c"))
         var isDir: ObjCBool = false
         #expect(fm.fileExists(atPath: scratch.local("a/b/c"), isDirectory: &isDir) && isDir.boolValue)
+        // A second makedirs over an existing tree succeeds and leaves what is there alone.
+        try scratch.writeLocal("a/b/c/kept", [7])
+        let mtimeBefore = try LocalStat(scratch.local("a/b/c")).modificationTime
+        try nfs.makedirs(scratch.path("a/b/c"))
+        #expect(try scratch.readLocal("a/b/c/kept") == [7])
+        #expect(try LocalStat(scratch.local("a/b/c")).modificationTime == mtimeBefore)
+        // But a file in the way is an error, not a silent success.
+        expectNFSError(.fileExists, naming: scratch.path("a/b/c/kept")) { try nfs.makedirs(scratch.path("a/b/c/kept")) }
 
         try nfs.withFile(scratch.path("d/f"), mode: "w") { try $0.write("x") }
         try nfs.rename(scratch.path("d/f"), to: scratch.path("d/g"))
         #expect(!fm.fileExists(atPath: scratch.local("d/f")) && fm.fileExists(atPath: scratch.local("d/g")))
         try nfs.link(scratch.path("d/g"), to: scratch.path("d/h"))
-        #expect(try nfs.stat(scratch.path("d/g")).nlink == 2)
+        #expect(try LocalStat(scratch.local("d/g")).nlink == 2)
+        #expect(try nfs.stat(scratch.path("d/g")).nlink == LocalStat(scratch.local("d/g")).nlink)
         try nfs.symlink("g", at: scratch.path("d/s"))
         #expect(try fm.destinationOfSymbolicLink(atPath: scratch.local("d/s")) == "g")
         #expect(try nfs.readlink(scratch.path("d/s")) == "g")
@@ -61,7 +69,10 @@ struct NamespaceTests {
         #expect(st.size == 5000)
         #expect(st.isFile && !st.isDirectory && !st.isSymlink)
         #expect(Int(st.inode) == (local[.systemFileNumber] as? Int))
-        #expect(st.nlink == 1)
+        let onDisk = try LocalStat(scratch.local("f"))
+        #expect(st.nlink == onDisk.nlink)
+        #expect(st.modificationTime.seconds == onDisk.modificationTime.seconds
+                && Int64(st.modificationTime.nanoseconds) == onDisk.modificationTime.nanoseconds)
 
         try nfs.chmod(scratch.path("f"), mode: 0o640)
         #expect(try fm.attributesOfItem(atPath: scratch.local("f"))[.posixPermissions] as? Int == 0o640)
@@ -73,13 +84,24 @@ struct NamespaceTests {
                        modificationTime: NFSTimestamp(seconds: 1_500_000_000, nanoseconds: 250_000_000))
         let mtime = try fm.attributesOfItem(atPath: scratch.local("f"))[.modificationDate] as? Date
         #expect(mtime.map { abs($0.timeIntervalSince1970 - 1_500_000_000.25) < 0.001 } == true)
+        // The access time is checked on disk, then compared with what stat reports.
+        let touched = try LocalStat(scratch.local("f"))
+        #expect(touched.accessTime.seconds == 1_000_000_000 && touched.accessTime.nanoseconds == 0)
         let after = try nfs.stat(scratch.path("f"))
-        #expect(after.modificationTime.seconds == 1_500_000_000)
-        #expect(after.accessTime.seconds == 1_000_000_000)
+        #expect(after.modificationTime.seconds == touched.modificationTime.seconds)
+        #expect(after.accessTime.seconds == touched.accessTime.seconds)
 
+        // statvfs reports the export's file system as the local statvfs sees it.
         let vfs = try nfs.statvfs("/")
-        #expect(vfs.totalBytes > 0 && vfs.availableBytes <= vfs.totalBytes)
-        #expect(vfs.maximumNameLength >= 255)
+        let localVFS = try LocalFileSystemStats(server.export)
+        #expect(vfs.totalBytes / 4096 == localVFS.totalBytes / 4096, "\(vfs.totalBytes) vs \(localVFS.totalBytes)")
+        // Other suites write meanwhile: free space agrees within 2 GiB, never more than the total.
+        let drift = vfs.freeBytes > localVFS.freeBytes ? vfs.freeBytes - localVFS.freeBytes : localVFS.freeBytes - vfs.freeBytes
+        #expect(drift < 2 << 30, "free \(vfs.freeBytes) vs \(localVFS.freeBytes)")
+        #expect(vfs.availableBytes <= vfs.totalBytes)
+        #expect(vfs.files == localVFS.files)
+        // NFSv3's FSSTAT carries no name limit: libnfs reports a fixed 256 for every v3 server.
+        #expect(vfs.maximumNameLength == 256 && localVFS.maximumNameLength == 255)
     }
 
     @Test("names with spaces, unicode and 255 bytes survive a round trip")
@@ -92,11 +114,14 @@ struct NamespaceTests {
         let names = ["with space.txt", "ünïcødé-日本語-🚀.bin", String(repeating: "n", count: 255),
                      String(repeating: "é", count: 127) + "x"]
         for name in names {
-            #expect(name.utf8.count <= 255)
             try nfs.withFile(scratch.path(name), mode: "w") { try $0.write(name) }
             #expect(try scratch.readLocal(name) == Array(name.utf8), "\(name)")
         }
         #expect(Set(try nfs.listdir(scratch.path)) == Set(names))
+        // The disk holds exactly these names, byte for byte, the 255-byte ones included.
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: scratch.local)
+        #expect(Set(onDisk.map { Array($0.utf8) }) == Set(names.map { Array($0.utf8) }))
+        #expect(onDisk.map(\.utf8.count).max() == 255)
         expectNFSError(.fileNameTooLong, naming: scratch.path(String(repeating: "n", count: 256))) {
             _ = try nfs.open(scratch.path(String(repeating: "n", count: 256)), mode: "w")
         }
@@ -132,15 +157,25 @@ struct NamespaceTests {
         let nfs = try server.mount()
         defer { try? nfs.close() }
         let walk = try nfs.walk(scratch.path)
-        #expect(walk.map(\.path) == [scratch.path, scratch.path("a"), scratch.path("a/b"), scratch.path("a/b/c"), scratch.path("empty")]
-                || Set(walk.map(\.path)).count == 5)
+        let paths = walk.map(\.path)
+        #expect(paths.count == 5)
+        #expect(Set(paths) == [scratch.path, scratch.path("a"), scratch.path("a/b"), scratch.path("a/b/c"), scratch.path("empty")])
+        // Parents first: every directory comes after the one that holds it.
+        for (index, path) in paths.enumerated() where path != scratch.path {
+            let parent = String(path[..<path.lastIndex(of: "/")!])
+            #expect(paths.firstIndex(of: parent).map { $0 < index } == true, "\(path) before its parent in \(paths)")
+        }
         #expect(walk.first?.path == scratch.path)
         #expect(Set(walk.first?.directories ?? []) == ["a", "empty"])
         #expect(walk.first?.files == ["top.txt"])
         #expect(walk.first { $0.path == scratch.path("a") }?.files == ["loop"])
         #expect(walk.first { $0.path == scratch.path("a/b") }?.files == ["deep.txt"])
-        let bottomUp = try nfs.walk(scratch.path, topDown: false)
-        #expect(bottomUp.last?.path == scratch.path)
+        let bottomUp = try nfs.walk(scratch.path, topDown: false).map(\.path)
+        #expect(Set(bottomUp) == Set(paths) && bottomUp.count == 5)
+        for (index, path) in bottomUp.enumerated() where path != scratch.path {
+            let parent = String(path[..<path.lastIndex(of: "/")!])
+            #expect(bottomUp.firstIndex(of: parent).map { $0 > index } == true, "\(path) after its parent in \(bottomUp)")
+        }
     }
 }
 

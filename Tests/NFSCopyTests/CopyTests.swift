@@ -179,23 +179,45 @@ struct CopyTests {
         #expect(try scratch.readLocal("back " + name) == Array("content".utf8))
     }
 
-    @Test("--json prints one parseable summary")
+    @Test("--json prints one summary whose counts match what arrived on disk")
     func json() throws {
         let server = try TestServer.require()
         let scratch = try server.scratch("cp-json")
         defer { scratch.cleanUp() }
         try scratch.writeLocal("a", randomBytes(12_345))
-        let r = try nfsCp("--json", scratch.local("a"), scratch.local("missing-source"), scratch.url().description)
+        try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
+        let r = try nfsCp("--json", scratch.local("a"), scratch.local("missing-source"), scratch.url("out").description + "/")
         #expect(r.status == 1)
+        #expect(try scratch.readLocal("out/a") == scratch.readLocal("a"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.local("out")) == ["a"])
         let object = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(object["files"] as? Int == 1)
+        #expect(object["directories"] as? Int == 0)
+        #expect(object["symlinks"] as? Int == 0)
+        #expect(object["skipped"] as? Int == 0)
         #expect(object["bytes"] as? Int == 12_345)
-        #expect((object["seconds"] as? Double).map { $0 >= 0 } == true)
-        #expect((object["bytesPerSecond"] as? Double).map { $0 >= 0 } == true)
+        #expect(object["interrupted"] as? Bool == false)
+        let seconds = try #require(object["seconds"] as? Double)
+        let rate = try #require(object["bytesPerSecond"] as? Double)
+        #expect(seconds > 0 && seconds < 60)
+        #expect(abs(rate * seconds - 12_345) < 12_345 * 0.01, "rate \(rate) × \(seconds) s is not the bytes copied")
         let failures = try #require(object["failures"] as? [[String: Any]])
         #expect(failures.count == 1)
         #expect((failures.first?["path"] as? String)?.contains("missing-source") == true)
         #expect((failures.first?["reason"] as? String)?.contains("No such file or directory") == true)
+
+        // A tree: every kind is counted.
+        try FileManager.default.createDirectory(atPath: scratch.local("tree/sub"), withIntermediateDirectories: true)
+        try scratch.writeLocal("tree/x", [1, 2])
+        try scratch.writeLocal("tree/sub/y", [3])
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("tree/link"), withDestinationPath: "x")
+        let t = try nfsCp("--json", "-r", scratch.local("tree"), scratch.url("copy").description)
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(try scratch.readLocal("copy/sub/y") == [3])
+        let tree = try #require(JSONSerialization.jsonObject(with: Data(t.stdout.utf8)) as? [String: Any])
+        #expect(tree["files"] as? Int == 2 && tree["symlinks"] as? Int == 1 && tree["bytes"] as? Int == 3)
+        #expect(tree["directories"] as? Int == 2, "the tree's root and sub: \(tree)")
+        #expect((tree["failures"] as? [Any])?.isEmpty == true)
     }
 }
 

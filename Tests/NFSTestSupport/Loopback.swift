@@ -55,7 +55,7 @@ public func listenLoopback() throws -> (Int32, UInt16) {
 public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
-    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32], budget: Int?)>((false, false, [], nil))
+    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32], budget: Int?, fromClients: Int)>((false, false, [], nil, 0))
 
     /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
     /// come back from the server (for stalling a separate process mid-transfer).
@@ -80,6 +80,9 @@ public final class StallingProxy: Sendable {
         }
     }
 
+    /// Bytes the clients have sent through the proxy so far (an outside view of the requests made).
+    public var bytesFromClients: Int { state.withLock { $0.fromClients } }
+
     /// From now on, bytes in both directions are read and dropped.
     public func stall() { state.withLock { $0.stalled = true } }
 
@@ -90,6 +93,7 @@ public final class StallingProxy: Sendable {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
                 if n <= 0 { Platform.shutdown(destination, Platform.shutdownWrite); return }
                 let stalled = state.withLock { s -> Bool in
+                    if !counted { s.fromClients += n }
                     if counted, let budget = s.budget {
                         s.budget = budget - n
                         if budget - n < 0 { s.stalled = true }

@@ -18,3 +18,47 @@ enum Platform {
     static let shutdownWrite = Int32(SHUT_WR)
     static let shutdownBoth = Int32(SHUT_RDWR)
 }
+
+/// What the local file system says about a path (`lstat`), as the tests' oracle.
+public struct LocalStat: Sendable {
+    public var nlink: UInt64
+    public var mode: UInt32
+    public var size: UInt64
+    public var accessTime: (seconds: Int64, nanoseconds: Int64)
+    public var modificationTime: (seconds: Int64, nanoseconds: Int64)
+
+    public init(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw SocketError(what: "lstat \(path)", code: errno) }
+        nlink = UInt64(st.st_nlink)
+        mode = UInt32(st.st_mode)
+        size = UInt64(st.st_size)
+        #if canImport(Glibc)
+        accessTime = (Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec))
+        modificationTime = (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
+        #else
+        accessTime = (Int64(st.st_atimespec.tv_sec), Int64(st.st_atimespec.tv_nsec))
+        modificationTime = (Int64(st.st_mtimespec.tv_sec), Int64(st.st_mtimespec.tv_nsec))
+        #endif
+    }
+}
+
+/// The local `statvfs` of a path, as the tests' oracle for the server's figures.
+public struct LocalFileSystemStats: Sendable {
+    public var totalBytes: UInt64
+    public var freeBytes: UInt64
+    public var availableBytes: UInt64
+    public var files: UInt64
+    public var maximumNameLength: UInt64
+
+    public init(_ path: String) throws {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { throw SocketError(what: "statvfs \(path)", code: errno) }
+        let unit = UInt64(st.f_frsize != 0 ? st.f_frsize : st.f_bsize)
+        totalBytes = UInt64(st.f_blocks) * unit
+        freeBytes = UInt64(st.f_bfree) * unit
+        availableBytes = UInt64(st.f_bavail) * unit
+        files = UInt64(st.f_files)
+        maximumNameLength = UInt64(st.f_namemax)
+    }
+}

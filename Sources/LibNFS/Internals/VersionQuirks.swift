@@ -37,14 +37,15 @@ enum VersionQuirks {
         if code == .ioError, message == "nfs_service failed", let elapsed, let timeout, elapsed >= timeout {
             return .timedOut
         }
+        var cause = code
         if code == .outOfRange {
-            if let reported = statusErrno(in: message) { return reported }
-            if message.contains("ACCESS denied") { return .permissionDenied }
+            if let reported = statusErrno(in: message) { cause = reported }
+            else if message.contains("ACCESS denied") { cause = .permissionDenied }
         }
-        if code == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
+        if cause == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
             return .isDirectory
         }
-        return code
+        return cause
     }
 
     /// The errno in the last `NFS3ERR_…(-N)` or `NFS4ERR_…(-N)` of a libnfs message.
