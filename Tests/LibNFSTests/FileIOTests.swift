@@ -254,4 +254,63 @@ struct FileIOTests {
         #expect { try nfs.stat("/") } throws: { ($0 as? NFSError)?.code == .badFileDescriptor }
         try nfs.close()
     }
+
+    @Test("flush sends buffered bytes without closing, and the handle's chmod changes the mode on disk")
+    func flushAndChmod() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("flush")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"), mode: "w")
+        try file.write("buffered")
+        #expect(try scratch.readLocal("f").isEmpty, "a small write waits in the buffer")
+        try file.flush()
+        #expect(try scratch.readLocal("f") == Array("buffered".utf8))
+        try file.chmod(mode: 0o600)
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("f"))[.posixPermissions] as? Int == 0o600)
+        try file.close()
+        #expect { try file.flush() } throws: { ($0 as? NFSError)?.code == .badFileDescriptor }
+    }
+
+    @Test("open(flags:) opens as the flags say, and refuses combinations that mean nothing")
+    func openWithFlags() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("flags")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try scratch.writeLocal("existing", Array("0123456789".utf8))
+        // read+write without truncate: overwrite in place.
+        let rw = try nfs.open(scratch.path("existing"), flags: [.read, .write])
+        try rw.write("AB")
+        #expect(try rw.read(3) == Array("234".utf8))
+        try rw.close()
+        #expect(try scratch.readLocal("existing") == Array("AB23456789".utf8))
+        // create+exclusive on an existing name fails; on a new one creates with the permissions.
+        #expect { _ = try nfs.open(scratch.path("existing"), flags: [.write, .create, .exclusive]) } throws: {
+            ($0 as? NFSError)?.code == .fileExists
+        }
+        let fresh = try nfs.open(scratch.path("new"), flags: [.write, .create, .exclusive], permissions: 0o640)
+        try fresh.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("new"))[.posixPermissions] as? Int == 0o640)
+        // append: writes go to the end, wherever the position is.
+        let appender = try nfs.open(scratch.path("existing"), flags: [.write, .append])
+        try appender.write("!")
+        try appender.close()
+        #expect(try scratch.readLocal("existing") == Array("AB23456789!".utf8))
+        // A read-only handle refuses writes, naming the mode.
+        let reader = try nfs.open(scratch.path("existing"), flags: [.read])
+        #expect { try reader.write("x") } throws: { ($0 as? NFSError)?.code == .badFileDescriptor }
+        try reader.close()
+        // Validation: exclusive needs create, truncate needs write.
+        #expect { _ = try nfs.open(scratch.path("x"), flags: [.write, .exclusive]) } throws: { error in
+            (error as? NFSError).map { $0.code == .invalidArgument && $0.path == scratch.path("x") } == true
+        }
+        #expect { _ = try nfs.open(scratch.path("existing"), flags: [.read, .truncate]) } throws: {
+            ($0 as? NFSError)?.code == .invalidArgument
+        }
+        #expect(try scratch.readLocal("existing") == Array("AB23456789!".utf8), "a refused open changes nothing")
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("x")))
+    }
 }

@@ -55,6 +55,49 @@ struct NamespaceTests {
         #expect(try nfs.isFile(scratch.path("d/g")))
     }
 
+    @Test("removeTree removes a real tree of files, and a symlink to a directory goes without its target")
+    func removeTree() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("rmtree")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: scratch.local("tree/a/b"), withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: scratch.local("tree/empty"), withIntermediateDirectories: true)
+        for i in 0..<50 { try scratch.writeLocal("tree/a/b/f\(i)", randomBytes(i * 100)) }
+        try scratch.writeLocal("tree/top", [1])
+        try fm.createDirectory(atPath: scratch.local("outside"), withIntermediateDirectories: true)
+        try scratch.writeLocal("outside/precious", [42])
+        try fm.createSymbolicLink(atPath: scratch.local("tree/a/link-to-outside"), withDestinationPath: "../../outside")
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try nfs.removeTree(scratch.path("tree"))
+        #expect(!fm.fileExists(atPath: scratch.local("tree")))
+        #expect(try scratch.readLocal("outside/precious") == [42], "the link's target was followed")
+        #expect(try fm.contentsOfDirectory(atPath: scratch.local("outside")) == ["precious"])
+        // A symlink given directly is removed itself, not what it points to.
+        try fm.createSymbolicLink(atPath: scratch.local("direct"), withDestinationPath: "outside")
+        try nfs.removeTree(scratch.path("direct"))
+        #expect((try? fm.destinationOfSymbolicLink(atPath: scratch.local("direct"))) == nil)
+        #expect(try scratch.readLocal("outside/precious") == [42])
+    }
+
+    @Test("lchown changes a symlink's owner on disk and leaves its target's alone")
+    func lchownLink() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("lchown")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("target", [1])
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("link"), withDestinationPath: "target")
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try nfs.lchown(scratch.path("link"), uid: 3001, gid: 3002)
+        var st = stat()
+        #expect(lstat(scratch.local("link"), &st) == 0)
+        #expect(st.st_uid == 3001 && st.st_gid == 3002)
+        let target = try FileManager.default.attributesOfItem(atPath: scratch.local("target"))
+        #expect(target[.ownerAccountID] as? Int == 0, "the target was changed too")
+    }
+
     @Test("stat reports what the local file system says, and chmod, chown, utimes change it")
     func attributes() throws {
         let server = try TestServer.require()

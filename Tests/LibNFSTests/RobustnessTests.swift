@@ -67,4 +67,45 @@ struct RobustnessTests {
         let (_, closeTime) = timed { _ = try? nfs.close() }
         #expect(closeTime < .seconds(15), "close took \(closeTime)")
     }
+
+    @Test("close reports a buffered write the server refused, and the file on disk keeps what it had", TestServer.required)
+    func closeReportsFailedFlush() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("close-fails")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", Array("before".utf8))
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: scratch.local("f"))
+        let nfs = try server.mount(NFSOptions(uid: 1000, gid: 1000))
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"), mode: "r+")
+        try file.write("AFTER!")   // buffered
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: scratch.local("f"))
+        #expect(throws: NFSError.self) { try file.close() }
+        #expect(file.isClosed, "a failed close still closes")
+        #expect(try scratch.readLocal("f") == Array("before".utf8))
+    }
+
+    @Test("a connection cut mid-write fails the write, flush and close with an error, never a crash or a hang",
+          TestServer.required)
+    func cutDuringWrites() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cut-write")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", Array("old".utf8))
+        let proxied = try ProxiedServer(server, directory: server.url)
+        defer { proxied.shutdown() }
+        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(3)))
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"), mode: "r+")
+        try file.write(randomBytes(1000))
+        proxied.shutdown()   // the server's side of every connection closes
+        let (_, time) = timed {
+            #expect(throws: NFSError.self) { try file.write(randomBytes(4 << 20)) }
+            #expect(throws: NFSError.self) { try file.flush() }
+            #expect(throws: NFSError.self) { try file.close() }
+        }
+        #expect(time < .seconds(20), "took \(time)")
+        #expect(file.isClosed)
+        #expect(throws: NFSError.self) { _ = try nfs.stat(scratch.path("f")) }
+    }
 }

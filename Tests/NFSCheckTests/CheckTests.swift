@@ -149,6 +149,47 @@ struct CheckTests {
         #expect(rounds.map(\.round) == [1, 2, 3])
     }
 
+    @Test("with --repeat the exit status is the worst round's, even when later rounds pass")
+    func repeatWorstStatus() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("chk-worst")
+        defer { scratch.cleanUp() }
+        // Round 1 finds no file (CRITICAL); the file appears during the first interval.
+        let check = try Tool.start("nfs-check", [scratch.url().description, "--read", "late", "--repeat", "3",
+                                                 "--interval", "3", "--json"])
+        usleep(1_500_000)
+        try scratch.writeLocal("late", [1, 2, 3])
+        let r = try check.wait(timeout: .seconds(60))
+        let rounds = try r.stdout.split(separator: "\n").map { try JSONDecoder().decode(CheckJSON.self, from: Data($0.utf8)) }
+        #expect(rounds.map(\.status) == ["CRITICAL", "OK", "OK"], "\(r.stdout)")
+        #expect(r.status == 2, "the worst of the rounds")
+    }
+
+    @Test("the default output is a Nagios line with perfdata, then one line per step with status, time and detail")
+    func humanOutput() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("chk-human")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", randomBytes(2048))
+        let r = try nfsCheck([scratch.url().description, "--read", "f", "--read", "missing"])
+        #expect(r.status == 2)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 6, "\(r.stdout)")
+        let summary = try #require(lines.first)
+        #expect(summary.hasPrefix("NFS CRITICAL - read missing: "), "\(summary)")
+        let perfdata = String(try #require(summary.split(separator: "|").last))
+        let pairs = perfdata.matches(of: /'([^']*)'=([0-9.]+)ms/).map { (String($0.1), Double($0.2)) }
+        #expect(pairs.map(\.0) == ["mount", "statvfs", "list", "read f", "read missing"], "\(perfdata)")
+        #expect(pairs.allSatisfy { $0.1 != nil })
+        let steps = lines.dropFirst().map { line in line.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(steps.map { $0[0] } == ["OK", "OK", "OK", "OK", "CRITICAL"])
+        #expect(steps.map { $0[1] } == ["mount", "statvfs", "list", "read", "read"])
+        #expect(steps[3][2] == "f" && steps[4][2] == "missing")
+        #expect(lines[4].contains("2.0 KiB") || lines[4].contains("2048 B"), "\(lines[4])")
+        #expect(lines[5].contains("No such file or directory") && lines[5].contains("/missing"), "\(lines[5])")
+        #expect(lines[3].contains("1 entries") || lines[3].contains("1 entry"), "\(lines[3])")
+    }
+
     @Test("bad arguments exit 3", arguments: [
         ["not-a-url"], ["nfs://127.0.0.1/x", "--timeout", "0"], ["nfs://127.0.0.1/x", "--json", "--prometheus"],
         ["nfs://127.0.0.1/x", "--expect-size", "5"], ["nfs://127.0.0.1/x", "--read", "a", "--expect-sha256", "xyz"],

@@ -24,7 +24,7 @@ func bytes(of path: String, at offset: UInt64, count: Int) throws -> [UInt8] {
 
 @Suite("nfs-cp edge cases", TestServer.required)
 struct CopyEdgeTests {
-    @Test("a file over 4 GiB copies with 64-bit counts")
+    @Test("a file over 4 GiB copies to NFS and back, and the library reads past 4 GiB, with 64-bit counts")
     func over4GiB() throws {
         let server = try TestServer.require()
         let scratch = try server.scratch("cpe-4g")
@@ -42,6 +42,31 @@ struct CopyEdgeTests {
         #expect((try FileManager.default.attributesOfItem(atPath: copy)[.size] as? NSNumber)?.uint64Value == size)
         for (offset, expected) in markers {
             #expect(try bytes(of: copy, at: offset, count: expected.count) == expected, "at \(offset)")
+        }
+
+        // Read back through the library: positions and sizes past 4 GiB.
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try nfs.withFile(scratch.path("big")) { (file) throws in
+            #expect(try file.stat().size == size)
+            for (offset, expected) in markers {
+                #expect(try file.pread(count: expected.count, offset: offset) == expected, "pread at \(offset)")
+            }
+            #expect(try file.seek(-3, whence: .end) == size - 3)
+            #expect(try file.read(10) == [8, 9, 10])
+            #expect(try file.read(10).isEmpty)
+        }
+
+        // And back to local disk with nfs-cp, NFS → local.
+        let back = NSTemporaryDirectory() + "nfs-cp-4g-back-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: back) }
+        let b = try Tool.run("nfs-cp", ["--json", scratch.url("big").description, back], timeout: .seconds(300))
+        #expect(b.status == 0, "\(b.stderr)")
+        let backSummary = try #require(JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any])
+        #expect((backSummary["bytes"] as? NSNumber)?.uint64Value == size)
+        #expect((try FileManager.default.attributesOfItem(atPath: back)[.size] as? NSNumber)?.uint64Value == size)
+        for (offset, expected) in markers {
+            #expect(try bytes(of: back, at: offset, count: expected.count) == expected, "back at \(offset)")
         }
     }
 

@@ -59,7 +59,13 @@ public final class StallingProxy: Sendable {
 
     /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
     /// come back from the server (for stalling a separate process mid-transfer).
-    public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil) throws {
+    /// With `corruptClientByte`, the byte at that offset of the clients' stream
+    /// (counted over all connections) is inverted on its way to the server:
+    /// deep inside a large WRITE, the server stores a wrong byte and says OK.
+    private let corruptOffset: Int?
+
+    public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil) throws {
+        corruptOffset = corruptClientByte
         (listener, port) = try listenLoopback()
         state.withLock { $0.budget = budget }
         let listener = self.listener
@@ -93,7 +99,12 @@ public final class StallingProxy: Sendable {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
                 if n <= 0 { Platform.shutdown(destination, Platform.shutdownWrite); return }
                 let stalled = state.withLock { s -> Bool in
-                    if !counted { s.fromClients += n }
+                    if !counted {
+                        if let corrupt = corruptOffset, corrupt >= s.fromClients, corrupt < s.fromClients + n {
+                            buffer[corrupt - s.fromClients] ^= 0xFF
+                        }
+                        s.fromClients += n
+                    }
                     if counted, let budget = s.budget {
                         s.budget = budget - n
                         if budget - n < 0 { s.stalled = true }
@@ -145,12 +156,12 @@ public struct ProxiedServer: Sendable {
     /// `directory` with its ports pointing at the proxies, and auto-reconnect off.
     public let url: NFSURL
 
-    public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil) throws {
+    public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil) throws {
         guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
               let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
             throw SocketError(what: "the server URL names no ports: \(server.url)", code: 0)
         }
-        nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget)
+        nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte)
         mount = try StallingProxy(forwardingTo: mountPort)
         var url = directory
         url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=3&autoreconnect=0"

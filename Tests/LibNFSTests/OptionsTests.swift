@@ -1,0 +1,116 @@
+import Foundation
+import LibNFS
+import NFSTestSupport
+import Testing
+
+/// NFSURL's pieces, without a server.
+@Suite("NFS URLs")
+struct URLTests {
+    @Test("appending, deletingLastComponent, lastComponent and argument work on the path and query")
+    func pieces() throws {
+        let url = try NFSURL("nfs://filer/export/data?version=3&uid=1000&flag")
+        #expect(url.server == "filer" && url.path == "/export/data" && url.query == "version=3&uid=1000&flag")
+        #expect(url.appending("a/b.txt").description == "nfs://filer/export/data/a/b.txt?version=3&uid=1000&flag")
+        #expect(url.appending("/x").path == "/export/data/x")
+        #expect(try NFSURL("nfs://filer/export/").appending("x").path == "/export/x")
+        #expect(url.lastComponent == "data")
+        #expect(url.deletingLastComponent.description == "nfs://filer/export?version=3&uid=1000&flag")
+        #expect(url.deletingLastComponent.deletingLastComponent.path == "/")
+        #expect(url.argument("version") == "3")
+        #expect(url.argument("uid") == "1000")
+        #expect(url.argument("flag") == "")
+        #expect(url.argument("gid") == nil)
+        #expect(url.argument("versio") == nil)
+    }
+
+    @Test("an IPv6 literal in brackets is a host; a port after a host is refused with a hint")
+    func hosts() throws {
+        let v6 = try NFSURL("nfs://[::1]/export/x?version=3")
+        #expect(v6.server == "[::1]" && v6.path == "/export/x")
+        #expect(v6.description == "nfs://[::1]/export/x?version=3")
+        #expect { _ = try NFSURL("nfs://filer:2049/export") } throws: { error in
+            (error as? NFSError).map { $0.code == .invalidArgument && $0.description.contains("nfsport") } == true
+        }
+        #expect { _ = try NFSURL("http://filer/export") } throws: { ($0 as? NFSError)?.code == .invalidArgument }
+        #expect { _ = try NFSURL("nfs:///export") } throws: { ($0 as? NFSError)?.code == .invalidArgument }
+        #expect { _ = try NFSURL("nfs://filer") } throws: { ($0 as? NFSError)?.code == .invalidArgument }
+    }
+}
+
+@Suite("Mount options against a live share", TestServer.required)
+struct OptionsTests {
+    @Test("an explicit uid and gid win over the URL's, as the owner of a new file on disk shows")
+    func optionsOverrideURL() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("opt-uid")
+        defer { scratch.cleanUp() }
+        var url = server.url
+        url.query += "&uid=1000&gid=1000"
+        let byURL = try NFSContext(url: url.description)
+        defer { try? byURL.close() }
+        try byURL.withFile(scratch.path("by-url"), mode: "w") { try $0.write("u") }
+        let byOptions = try NFSContext(url: url.description, options: NFSOptions(uid: 2000, gid: 2001))
+        defer { try? byOptions.close() }
+        try byOptions.withFile(scratch.path("by-options"), mode: "w") { try $0.write("o") }
+        let fm = FileManager.default
+        let u = try fm.attributesOfItem(atPath: scratch.local("by-url"))
+        #expect(u[.ownerAccountID] as? Int == 1000 && u[.groupOwnerAccountID] as? Int == 1000)
+        let o = try fm.attributesOfItem(atPath: scratch.local("by-options"))
+        #expect(o[.ownerAccountID] as? Int == 2000 && o[.groupOwnerAccountID] as? Int == 2001)
+    }
+
+    @Test("version v3, autoreconnect, no timeout and small buffers all mount and move the same bytes")
+    func optionCombinations() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("opt-combo")
+        defer { scratch.cleanUp() }
+        let bytes = randomBytes(300_001)
+        let combinations: [NFSOptions] = [
+            NFSOptions(version: .v3),
+            NFSOptions(timeout: nil),
+            NFSOptions(autoreconnect: 3),
+            NFSOptions(autoreconnect: 0),
+            NFSOptions(readBufferSize: 4096, writeBufferSize: 4096),
+            NFSOptions(readBufferSize: 1, writeBufferSize: 1),
+        ]
+        for (index, options) in combinations.enumerated() {
+            let nfs = try server.mount(options)
+            defer { try? nfs.close() }
+            #expect(nfs.options == options)
+            try nfs.withFile(scratch.path("f\(index)"), mode: "w") { file in
+                for start in stride(from: 0, to: bytes.count, by: 10_007) {
+                    try file.write(bytes[start..<min(start + 10_007, bytes.count)])
+                }
+            }
+            #expect(try scratch.readLocal("f\(index)") == bytes, "options \(index)")
+            let back = try nfs.withFile(scratch.path("f\(index)")) { file -> [UInt8] in
+                var out: [UInt8] = []
+                while true {
+                    let piece = try file.read(999)
+                    if piece.isEmpty { return out }
+                    out += piece
+                }
+            }
+            #expect(back == bytes, "options \(index)")
+        }
+    }
+
+    @Test("new files get the permissions asked for, 0o644 by default, on disk")
+    func creationModes() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("opt-modes")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        try nfs.withFile(scratch.path("default"), mode: "w") { try $0.write("d") }
+        try nfs.withFile(scratch.path("private"), mode: "w", permissions: 0o600) { try $0.write("p") }
+        try nfs.withFile(scratch.path("exec"), mode: "x", permissions: 0o755) { try $0.write("e") }
+        let fm = FileManager.default
+        #expect(try fm.attributesOfItem(atPath: scratch.local("default"))[.posixPermissions] as? Int == 0o644)
+        #expect(try fm.attributesOfItem(atPath: scratch.local("private"))[.posixPermissions] as? Int == 0o600)
+        #expect(try fm.attributesOfItem(atPath: scratch.local("exec"))[.posixPermissions] as? Int == 0o755)
+        // An existing file keeps its mode when opened for writing.
+        try nfs.withFile(scratch.path("private"), mode: "w", permissions: 0o666) { try $0.write("again") }
+        #expect(try fm.attributesOfItem(atPath: scratch.local("private"))[.posixPermissions] as? Int == 0o600)
+    }
+}
