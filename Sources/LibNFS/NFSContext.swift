@@ -64,6 +64,12 @@ public final class NFSContext: Sendable {
     ///   server does not answer within ``NFSOptions/timeout``.
     public init(url: String, options: NFSOptions = .init()) throws {
         let parsed = try NFSURL(url)
+        let version = options.version?.rawValue ?? parsed.argument("version").flatMap { Int32($0) } ?? 3
+        if version == 4 && !NFSLibrary.supportsNFSv4 {
+            throw NFSError(code: .protocolNotSupported, operation: "mount", path: url,
+                           message: "NFSv4 needs libnfs 7.0.0 or later; this process runs \(NFSLibrary.description), "
+                               + "whose v4 client cannot be trusted with data (use version=3)")
+        }
         guard let nfs = Syscalls.initContext() else {
             throw NFSError(code: .noMemory, operation: "mount", path: url, message: "nfs_init_context failed")
         }
@@ -74,9 +80,10 @@ public final class NFSContext: Sendable {
                                message: Syscalls.errorText(nfs) ?? "libnfs could not parse the URL")
             }
             try Self.apply(options, to: nfs, url: url)
+            let start = ContinuousClock.now
             let rc = Syscalls.mount(nfs, server: server, export: export)
             if rc < 0 {
-                throw Self.mountError(rc, nfs: nfs, url: parsed)
+                throw Self.mountError(rc, nfs: nfs, url: parsed, elapsed: .now - start, timeout: options.effectiveTimeout)
             }
             self.readMax = Int(Syscalls.readMax(nfs))
             self.writeMax = Int(Syscalls.writeMax(nfs))
@@ -175,9 +182,9 @@ public final class NFSContext: Sendable {
 
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");
     /// a direct connect to the port it used tells the user what really happened.
-    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL) -> NFSError {
+    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, elapsed: Duration, timeout: Duration?) -> NFSError {
         var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: url.description,
-                                        message: Syscalls.errorText(nfs))
+                                        message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: timeout)
         guard error.code == .ioError || error.code == .connectionRefused else { return error }
         let port = url.argument("mountport").flatMap { UInt16($0) } ?? 111
         if let connectErrno = Reachability.connectError(host: url.server, port: port, timeoutMilliseconds: 2000) {

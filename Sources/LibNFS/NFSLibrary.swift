@@ -61,16 +61,31 @@ public enum NFSLibrary {
         return String(digits)
     }
 
-    /// The libnfs release, where the library's file version identifies one this
-    /// package is tested with: 4.0.0 (Debian 12), 5.0.3, 6.0.2, 7.0.0.
+    /// The libnfs release, where the library's file version identifies one:
+    /// those this package is tested with (4.0.0 as Debian 12 ships it, 5.0.3,
+    /// 6.0.2, 7.0.0) and files named after their release.
     public static var release: String? {
         switch fileVersion {
-        case "13.0.0": "4.0.0"
-        case "11.2.0", "14.0.0": "5.0.3"
-        case "16.2.0": "6.0.2"
-        case "17.0.0": "7.0.0"
-        default: nil
+        case "13.0.0": return "4.0.0"
+        case "11.2.0", "14.0.0": return "5.0.3"
+        case "16.2.0": return "6.0.2"
+        case "17.0.0": return "7.0.0"
+        case let version?:
+            // libnfs 5's CMake build names the file after the release itself (libnfs.so.5.0.3);
+            // shared-object versions start at 11.
+            let major = version.split(separator: ".").first.flatMap { Int($0) } ?? 0
+            return major < 11 ? version : nil
+        case nil: return nil
         }
+    }
+
+    /// True when this libnfs's NFSv4 client is one this package trusts with data:
+    /// libnfs 7.0.0 and later (shared-object version 17 and up). 4.0.0's v4
+    /// client is unfinished upstream (readMax 0, large writes refused), and
+    /// 6.0.2's fails to create files; mounting v4 with them throws instead.
+    public static var supportsNFSv4: Bool {
+        guard let major = fileVersion?.split(separator: ".").first.flatMap({ Int($0) }) else { return false }
+        return major >= 17
     }
 
     /// 2 for libnfs 6 and later ("API v2"), 1 before: from the header compiled against.

@@ -56,4 +56,31 @@ struct MountTests {
         }
         #expect(read == bytes)
     }
+
+    @Test("NFSv4 mounts on libnfs 7.0.0 and later, and is refused before, naming the version")
+    func nfs4Support() throws {
+        let server = try TestServer.require()
+        var v4 = server.url
+        v4.query = v4.query.replacingOccurrences(of: "version=3", with: "version=4")
+        if !v4.query.contains("version=4") { v4.query += "&version=4" }
+        if let expected = TestServer.environment["NFS_TEST_EXPECT_LIBNFS"] {
+            let major = Int(expected.prefix { $0 != "." }) ?? 0
+            #expect(NFSLibrary.supportsNFSv4 == (major >= 7))
+        }
+        if NFSLibrary.supportsNFSv4 {
+            let nfs = try NFSContext(url: v4.description)
+            defer { try? nfs.close() }
+            #expect(try nfs.stat("/").isDirectory)
+        } else {
+            #expect {
+                _ = try NFSContext(url: v4.description)
+            } throws: { error in
+                guard let error = error as? NFSError else { return false }
+                return error.code == .protocolNotSupported && error.description.contains("libnfs 7.0.0")
+                    && error.description.contains(NFSLibrary.description)
+            }
+            // An explicit option is refused the same way.
+            #expect { _ = try server.mount(NFSOptions(version: .v4)) } throws: { ($0 as? NFSError)?.code == .protocolNotSupported }
+        }
+    }
 }

@@ -164,7 +164,8 @@ public struct ProxiedServer: Sendable {
         nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte)
         mount = try StallingProxy(forwardingTo: mountPort)
         var url = directory
-        url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=3&autoreconnect=0"
+        let version = server.url.argument("version") ?? "3"
+        url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=\(version)&autoreconnect=0"
         self.url = url
     }
 

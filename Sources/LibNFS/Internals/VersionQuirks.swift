@@ -19,6 +19,9 @@ enum VersionQuirks {
     ///   the call fails with EIO and "nfs_service failed" (the timeout's own
     ///   text is overwritten). A call that ends so after running its whole
     ///   timeout timed out.
+    /// - libnfs 5.0.3 ends a mount that the server never answers with EINTR
+    ///   and an empty text ("mount_cb: "): after the whole timeout, that too
+    ///   is a timeout (its sync API interrupts nothing else).
     /// - libnfs 6.0.2's and 7.0.0's `nfs_open2` return -ERANGE whatever went
     ///   wrong, while the message keeps the cause: the server's status, as in
     ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`, or libnfs's own
@@ -35,6 +38,9 @@ enum VersionQuirks {
             return .timedOut
         }
         if code == .ioError, message == "nfs_service failed", let elapsed, let timeout, elapsed >= timeout {
+            return .timedOut
+        }
+        if code == .interrupted, let elapsed, let timeout, elapsed >= timeout {
             return .timedOut
         }
         var cause = code
