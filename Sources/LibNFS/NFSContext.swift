@@ -2,6 +2,11 @@ import Dispatch
 import Logging
 import SystemPackage
 internal import CLibNFS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A mounted NFS share: libnfs-python's `NFS`, with errors that throw, a
 /// bounded timeout, thread safety and an explicit ``close()``.
@@ -168,7 +173,16 @@ public final class NFSContext: Sendable {
         NFSError(code: .badFileDescriptor, operation: operation, path: path, message: "the NFS context is closed")
     }
 
+    /// Numbers the contexts of this process, for their NFSv4 client names.
+    private static let contextSerial = Locked<UInt64>(0)
+
     private static func apply(_ options: NFSOptions, to nfs: OpaquePointer, url: String) throws {
+        // libnfs names its NFSv4 client "Libnfs pid:PID SECONDS", so two contexts made in
+        // the same second share one client ID, and the second's SETCLIENTID makes the
+        // server expire the first's state (NFS4ERR_EXPIRED on its next OPEN). A name of
+        // its own per context keeps them apart; NFSv3 ignores it.
+        let serial = contextSerial.withLock { value -> UInt64 in value += 1; return value }
+        Syscalls.setClientName(nfs, "swift-libnfs pid:\(getpid()) context:\(serial) \(UInt64.random(in: 0...UInt64.max))")
         if let version = options.version, Syscalls.setVersion(nfs, version.rawValue) < 0 {
             throw NFSError(code: .invalidArgument, operation: "mount", path: url,
                            message: Syscalls.errorText(nfs) ?? "unsupported NFS version \(version.rawValue)")

@@ -218,7 +218,9 @@ struct FileIOTests {
         try file.write("via url")
         let mountBytes = proxied.mount.bytesFromClients
         try file.close()
-        #expect(proxied.mount.bytesFromClients > mountBytes, "close sent nothing to the MOUNT port")
+        if server.protocolVersion == 3 {   // NFSv4 has no MOUNT protocol to tell
+            #expect(proxied.mount.bytesFromClients > mountBytes, "close sent nothing to the MOUNT port")
+        }
         #expect(file.context.isClosed)
         #expect(try scratch.readLocal("u.txt") == Array("via url".utf8))
         let reader = try NFSFileHandle(url: scratch.url("u.txt").description)

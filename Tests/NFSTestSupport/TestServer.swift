@@ -22,6 +22,9 @@ public struct TestServer: Sendable {
     /// configured and under CI (where its absence fails), and skip with a reason elsewhere.
     public static var required: ConditionTrait { .enabled(if: shouldRun, skipReason) }
 
+    /// The NFS protocol version the server URL asks for (3 unless `version=4`).
+    public var protocolVersion: Int { url.argument("version").flatMap { Int($0) } ?? 3 }
+
     public static func require() throws -> TestServer {
         guard let url = environment["NFS_TEST_URL"], let export = environment["NFS_TEST_EXPORT"] else {
             throw TestServerMissing()

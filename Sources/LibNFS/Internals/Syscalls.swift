@@ -45,6 +45,7 @@ internal enum Syscalls {
     /// Returns false when this libnfs has no read-ahead setter (6.0 and later).
     static func setReadahead(_ nfs: Context, _ bytes: UInt32) -> Bool { swiftnfs_set_readahead(nfs, bytes) != 0 }
     static func setAutoreconnect(_ nfs: Context, _ retries: Int32) { nfs_set_autoreconnect(nfs, retries) }
+    static func setClientName(_ nfs: Context, _ name: String) { nfs4_set_client_name(nfs, name) }
 
     /// Parses `url` (which also applies its `?arg=val` settings to `nfs`) and
     /// returns the server and the export path, or nil when libnfs rejects it.
