@@ -63,7 +63,8 @@ struct TimeoutTests {
         try scratch.writeLocal("f", randomBytes(4 << 20))
         let proxied = try ProxiedServer(server, directory: server.url)
         defer { proxied.shutdown() }
-        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(2)))
+        let nfs = try NFSContext(url: proxied.url.description,
+                                 options: NFSOptions(timeout: .seconds(2), readBufferSize: 64 << 10, writeBufferSize: 64 << 10))
         defer { try? nfs.close() }
         let file = try nfs.open(scratch.path("f"))
         #expect(try file.read(1000).count == 1000)
@@ -93,7 +94,8 @@ struct TimeoutTests {
         defer { scratch.cleanUp() }
         let proxied = try ProxiedServer(server, directory: server.url)
         defer { proxied.shutdown() }
-        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(2)))
+        let nfs = try NFSContext(url: proxied.url.description,
+                                 options: NFSOptions(timeout: .seconds(2), readBufferSize: 64 << 10, writeBufferSize: 64 << 10))
         defer { try? nfs.close() }
         let file = try nfs.open(scratch.path("f"), mode: "w")
         try file.write(randomBytes(1000))          // buffered
