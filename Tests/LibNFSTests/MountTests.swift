@@ -47,15 +47,7 @@ struct MountTests {
         try scratch.writeLocal("f", bytes)
         let nfs = try server.mount(NFSOptions(readahead: 1 << 20))
         defer { try? nfs.close() }
-        var read: [UInt8] = []
-        try nfs.withFile(scratch.path("f")) { file in
-            while true {
-                let piece = try file.read(1000)
-                if piece.isEmpty { break }
-                read += piece
-            }
-        }
-        #expect(read == bytes)
+        #expect(try nfs.withFile(scratch.path("f")) { try $0.readInPieces(of: 1000) } == bytes)
     }
 
     @Test("NFSv4 mounts on libnfs 7.0.0 and later, and is refused before, naming the version")

@@ -83,15 +83,7 @@ struct OptionsTests {
                 }
             }
             #expect(try scratch.readLocal("f\(index)") == bytes, "options \(index)")
-            let back = try nfs.withFile(scratch.path("f\(index)")) { file -> [UInt8] in
-                var out: [UInt8] = []
-                while true {
-                    let piece = try file.read(999)
-                    if piece.isEmpty { return out }
-                    out += piece
-                }
-            }
-            #expect(back == bytes, "options \(index)")
+            #expect(try nfs.withFile(scratch.path("f\(index)")) { try $0.readInPieces(of: 999) } == bytes, "options \(index)")
         }
     }
 

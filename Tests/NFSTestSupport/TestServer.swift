@@ -99,3 +99,15 @@ public func randomBytes(_ count: Int) -> [UInt8] {
     while i < count { bytes[i] = UInt8.random(in: 0...255); i += 1 }
     return bytes
 }
+
+extension NFSFileHandle {
+    /// Reads to end of file in `size`-byte reads, as a caller looping over `read(_:)` would.
+    public func readInPieces(of size: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        while true {
+            let piece = try read(size)
+            if piece.isEmpty { return out }
+            out += piece
+        }
+    }
+}
