@@ -103,16 +103,42 @@ extension NFSContext {
         try call("chmod", path: path) { Syscalls.chmod($0, path, Int32(truncatingIfNeeded: mode & 0o7777)) }
     }
 
-    /// Sets the owner and group of `path` (following symlinks). Maps `nfs_chown`.
-    /// - Throws: ``NFSError`` (`EPERM` unless the server treats the caller as root).
+    /// Sets the owner and group of `path` (following symlinks). Maps `nfs_chown`
+    /// (over NFSv4, `nfs_fchown` on a handle opened for it; see ``VersionQuirks``).
+    /// - Throws: ``NFSError`` (`EPERM` unless the server treats the caller as root;
+    ///   over NFSv4, `ENOTSUP` for anything but a regular file).
     public func chown(_ path: String, uid: Int, gid: Int) throws {
-        try call("chown", path: path) { Syscalls.chown($0, path, Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid)) }
+        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
+        if VersionQuirks.pathChownChangesParent(version: version) {
+            return try chownThroughHandle("chown", path, uid, gid)
+        }
+        try call("chown", path: path) { Syscalls.chown($0, path, uid, gid) }
     }
 
     /// Sets the owner and group of a symbolic link itself. Maps `nfs_lchown`.
-    /// - Throws: ``NFSError``.
+    /// - Throws: ``NFSError`` (over NFSv4, `ENOTSUP` for a symbolic link).
     public func lchown(_ path: String, uid: Int, gid: Int) throws {
-        try call("lchown", path: path) { Syscalls.lchown($0, path, Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid)) }
+        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
+        if VersionQuirks.pathChownChangesParent(version: version) {
+            return try chownThroughHandle("lchown", path, uid, gid, following: false)
+        }
+        try call("lchown", path: path) { Syscalls.lchown($0, path, uid, gid) }
+    }
+
+    /// chown of a regular file through an open handle, the one NFSv4 chown that
+    /// libnfs applies to the right object; anything else is refused, never
+    /// applied to the wrong object.
+    private func chownThroughHandle(_ operation: String, _ path: String, _ uid: Int32, _ gid: Int32,
+                                    following: Bool = true) throws {
+        let st = following ? try stat(path) : try lstat(path)
+        guard st.isFile else {
+            throw NFSError(code: .notSupported, operation: operation, path: path,
+                           message: "over NFSv4, libnfs changes the owner of the parent directory instead; "
+                               + "only regular files can be given an owner here (use NFSv3)")
+        }
+        let file = try open(path, flags: [.read])
+        defer { try? file.close() }
+        try file.chown(uid: uid, gid: gid, operation: operation)
     }
 
     /// Sets `path`'s length, cutting it or extending it with zeros. Maps `nfs_truncate`.

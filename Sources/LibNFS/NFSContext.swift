@@ -42,6 +42,8 @@ public final class NFSContext: Sendable {
     public let writeMax: Int
     /// The options this context was mounted with.
     public let options: NFSOptions
+    /// The NFS protocol version in use: the options', else the URL's, else v3.
+    public let version: NFSOptions.Version
 
     private let state: Locked<State>
     /// File handles dropped unclosed, still being flushed and closed in the background.
@@ -99,6 +101,7 @@ public final class NFSContext: Sendable {
         self.url = url
         self.parsedURL = parsed
         self.options = options
+        self.version = version == 4 ? .v4 : .v3
         self.state = Locked(State(nfs: nfs))
     }
 

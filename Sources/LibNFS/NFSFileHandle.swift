@@ -364,6 +364,13 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// Sets the file's owner and group. Maps `nfs_fchown`.
+    func chown(uid: Int32, gid: Int32, operation: String) throws {
+        try withOpenFile(operation) { _, io in
+            try context.call(operation, path: name) { Syscalls.fchown($0, io.fh, uid, gid) }
+        }
+    }
+
     // MARK: Closing
 
     /// Sends buffered writes and closes the file; safe to call twice.

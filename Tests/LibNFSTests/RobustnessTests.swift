@@ -94,7 +94,8 @@ struct RobustnessTests {
         try scratch.writeLocal("f", Array("old".utf8))
         let proxied = try ProxiedServer(server, directory: server.url)
         defer { proxied.shutdown() }
-        let nfs = try NFSContext(url: proxied.url.description, options: NFSOptions(timeout: .seconds(3)))
+        let nfs = try NFSContext(url: proxied.url.description,
+                                 options: NFSOptions(timeout: .seconds(3), writeBufferSize: 64 << 10))
         defer { try? nfs.close() }
         let file = try nfs.open(scratch.path("f"), mode: "r+")
         try file.write(randomBytes(1000))

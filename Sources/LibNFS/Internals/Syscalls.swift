@@ -106,6 +106,7 @@ internal enum Syscalls {
     static func chmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_chmod(nfs, path, mode) }
     static func lchmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_lchmod(nfs, path, mode) }
     static func fchmod(_ nfs: Context, _ fh: FileHandle, _ mode: Int32) -> Int32 { nfs_fchmod(nfs, fh, mode) }
+    static func fchown(_ nfs: Context, _ fh: FileHandle, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_fchown(nfs, fh, uid, gid) }
     static func chown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_chown(nfs, path, uid, gid) }
     static func lchown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_lchown(nfs, path, uid, gid) }
     static func utimes(_ nfs: Context, _ path: String, atime: (Int64, Int64), mtime: (Int64, Int64)) -> Int32 {

@@ -79,4 +79,14 @@ enum VersionQuirks {
     static func umountResult(_ rc: Int32) -> Int32 {
         Syscalls.apiVersion >= 2 && rc == -EIO ? 0 : rc
     }
+
+    /// True when a path-based chown would change the wrong object.
+    ///
+    /// libnfs 7.0.0's NFSv4 `nfs_chown`/`nfs_lchown` look up the parent of the
+    /// path and apply SETATTR there: the directory gets the new owner, the file
+    /// keeps its own (seen against Ganesha; `nfs_fchown` on an open file is right).
+    /// Older versions' v4 clients are refused at mount, so this is every v4 mount.
+    static func pathChownChangesParent(version: NFSOptions.Version) -> Bool {
+        version == .v4
+    }
 }
