@@ -89,4 +89,17 @@ enum VersionQuirks {
     static func pathChownChangesParent(version: NFSOptions.Version) -> Bool {
         version == .v4
     }
+
+    /// The reconnect attempts to set when the caller chose none.
+    ///
+    /// Every libnfs defaults to reconnecting forever. 4.x-5.x fail a call whose
+    /// RPC timed out; libnfs 6.0.2 and 7.0.0 instead treat the timeout as a dead
+    /// connection, reconnect and send the call again, so against a server that
+    /// accepts connections but stops answering (seen over NFSv4 with 7.0.0) a
+    /// call never ends. With a timeout, those versions get two attempts: a
+    /// restarted server is still reconnected to, a stalled one fails in about
+    /// three timeouts.
+    static func defaultAutoreconnect(timeout: Duration?) -> Int32? {
+        timeout != nil && Syscalls.apiVersion >= 2 ? 2 : nil
+    }
 }
