@@ -29,6 +29,10 @@ enum VersionQuirks {
     /// - libnfs 6.0.2 and 7.0.0 open a directory for writing by truncating it,
     ///   which the server refuses with NFS3ERR_BADTYPE (EINVAL); 4.x says EISDIR,
     ///   as POSIX does, and so does this package on every version.
+    /// - libnfs 4.x-5.x (and 6-7 for a split write) end every failed WRITE, a
+    ///   server error or zero bytes accepted, with EFAULT, and their sync wrapper
+    ///   replaces the reason with the raw reply printed as text (empty): that is
+    ///   an I/O error, not a bad address in this process.
     static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil) -> Errno {
         var raw = result < 0 ? -result : result
         if raw == 0 { raw = Errno.ioError.rawValue }
@@ -50,6 +54,9 @@ enum VersionQuirks {
         }
         if cause == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
             return .isDirectory
+        }
+        if cause == .badAddress, message.contains("write call failed") {
+            return .ioError
         }
         return cause
     }
