@@ -28,9 +28,10 @@ public struct NFSOptions: Sendable, Hashable {
     /// this size, and sequential reads are served from bytes fetched ahead.
     public var readahead: Int? = nil
     /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
-    /// nil keeps libnfs's default (forever), except on libnfs 6 and later with a
-    /// ``timeout``: those retry a timed-out call on a new connection, so LibNFS
-    /// allows two attempts there, and a call on a stalled server still ends.
+    /// nil keeps the URL's `autoreconnect=` or libnfs's default (forever), except
+    /// on libnfs 6 and later with a ``timeout``: those resend a timed-out call on
+    /// a new connection without end, so there nil means 0 and a call on a
+    /// stalled server still ends.
     public var autoreconnect: Int? = nil
     /// Size of a file handle's read buffer; nil uses the server's readMax.
     public var readBufferSize: Int? = nil

@@ -97,16 +97,17 @@ enum VersionQuirks {
         version == .v4
     }
 
-    /// The reconnect attempts to set when the caller chose none.
+    /// The reconnect attempts to set when neither the options nor the URL chose any.
     ///
     /// Every libnfs defaults to reconnecting forever. 4.x-5.x fail a call whose
     /// RPC timed out; libnfs 6.0.2 and 7.0.0 instead treat the timeout as a dead
-    /// connection, reconnect and send the call again, so against a server that
-    /// accepts connections but stops answering (seen over NFSv4 with 7.0.0) a
-    /// call never ends. With a timeout, those versions get two attempts: a
-    /// restarted server is still reconnected to, a stalled one fails in about
-    /// three timeouts.
+    /// connection, reconnect and send the call again, and reset their retry
+    /// count whenever a connect succeeds. A server that accepts connections but
+    /// stops answering then keeps a call going forever, whatever the count, so
+    /// with a timeout those versions get no reconnects: the call fails after its
+    /// timeout, as on 4.x. Set ``NFSOptions/autoreconnect`` (or `autoreconnect=`
+    /// in the URL) to choose reconnects over that bound.
     static func defaultAutoreconnect(timeout: Duration?) -> Int32? {
-        timeout != nil && Syscalls.apiVersion >= 2 ? 2 : nil
+        timeout != nil && Syscalls.apiVersion >= 2 ? 0 : nil
     }
 }
