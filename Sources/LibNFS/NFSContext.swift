@@ -194,11 +194,10 @@ public final class NFSContext: Sendable {
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
         if let readahead = options.readahead { _ = Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
-        if let retries = options.autoreconnect.map({ Int32(clamping: $0) }) {
-            Syscalls.setAutoreconnect(nfs, retries)
-        } else if (try? NFSURL(url))?.argument("autoreconnect") == nil,
-                  let retries = VersionQuirks.defaultAutoreconnect(timeout: options.effectiveTimeout) {
-            Syscalls.setAutoreconnect(nfs, retries)
+        if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
+        if (try? NFSURL(url))?.argument("retrans") == nil,
+           let count = VersionQuirks.defaultRetransmissions(timeout: options.effectiveTimeout) {
+            _ = Syscalls.setRetransmissions(nfs, count)
         }
     }
 

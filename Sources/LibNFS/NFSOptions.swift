@@ -14,7 +14,9 @@ public struct NFSOptions: Sendable, Hashable {
     /// throws an ``NFSError`` whose ``NFSError/isTimeout`` is true. `nil` waits
     /// forever (not recommended: a dead server then blocks the caller). Default 30 s.
     /// libnfs counts timeouts in whole seconds: a fraction is rounded up, and
-    /// anything beyond about 24 days is clamped to that.
+    /// anything beyond about 24 days is clamped to that. On libnfs 6 and later,
+    /// which would otherwise resend a timed-out RPC without end, a timeout also
+    /// turns retransmission off (`retrans=0`) unless the URL sets `retrans=`.
     public var timeout: Duration? = .seconds(30)
     /// The user id sent to the server (`nfs_set_uid`); default: the URL's or the process's.
     public var uid: Int? = nil
@@ -28,10 +30,7 @@ public struct NFSOptions: Sendable, Hashable {
     /// this size, and sequential reads are served from bytes fetched ahead.
     public var readahead: Int? = nil
     /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
-    /// nil keeps the URL's `autoreconnect=` or libnfs's default (forever), except
-    /// on libnfs 6 and later with a ``timeout``: those resend a timed-out call on
-    /// a new connection without end, so there nil means 0 and a call on a
-    /// stalled server still ends.
+    /// nil keeps the URL's `autoreconnect=` or libnfs's default (forever).
     public var autoreconnect: Int? = nil
     /// Size of a file handle's read buffer; nil uses the server's readMax.
     public var readBufferSize: Int? = nil

@@ -22,6 +22,9 @@ enum VersionQuirks {
     /// - libnfs 5.0.3 ends a mount that the server never answers with EINTR
     ///   and an empty text ("mount_cb: "): after the whole timeout, that too
     ///   is a timeout (its sync API interrupts nothing else).
+    /// - libnfs 6.0.2 with `retrans=0` ends a timed-out call with EINTR and an
+    ///   empty text; its sync API, too, interrupts nothing but a timed-out or
+    ///   cancelled call, so on API v2 EINTR is a timeout.
     /// - libnfs 6.0.2's and 7.0.0's `nfs_open2` return -ERANGE whatever went
     ///   wrong, while the message keeps the cause: the server's status, as in
     ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`, or libnfs's own
@@ -45,6 +48,9 @@ enum VersionQuirks {
             return .timedOut
         }
         if code == .interrupted, let elapsed, let timeout, elapsed >= timeout {
+            return .timedOut
+        }
+        if code == .interrupted, Syscalls.apiVersion >= 2 {
             return .timedOut
         }
         var cause = code
@@ -97,17 +103,16 @@ enum VersionQuirks {
         version == .v4
     }
 
-    /// The reconnect attempts to set when neither the options nor the URL chose any.
+    /// The retransmissions to set when the URL chose none.
     ///
-    /// Every libnfs defaults to reconnecting forever. 4.x-5.x fail a call whose
-    /// RPC timed out; libnfs 6.0.2 and 7.0.0 instead treat the timeout as a dead
-    /// connection, reconnect and send the call again, and reset their retry
-    /// count whenever a connect succeeds. A server that accepts connections but
-    /// stops answering then keeps a call going forever, whatever the count, so
-    /// with a timeout those versions get no reconnects: the call fails after its
-    /// timeout, as on 4.x. Set ``NFSOptions/autoreconnect`` (or `autoreconnect=`
-    /// in the URL) to choose reconnects over that bound.
-    static func defaultAutoreconnect(timeout: Duration?) -> Int32? {
+    /// libnfs 6.0.2 and 7.0.0 retransmit a timed-out RPC (`retrans`, default 2)
+    /// and treat any retransmission as a hard mount: the RPC is sent again
+    /// without end ("not responding, still trying"), and a major timeout only
+    /// reconnects, so a call on a server that stops answering never ends
+    /// (seen with nfs-cp over NFSv3 and NFSv4). With a timeout, LibNFS asks for
+    /// none, so a timed-out RPC fails as on 4.x-5.x, which have no such setting.
+    /// Reconnecting after a broken connection is left as libnfs sets it.
+    static func defaultRetransmissions(timeout: Duration?) -> Int32? {
         timeout != nil && Syscalls.apiVersion >= 2 ? 0 : nil
     }
 }
