@@ -55,6 +55,7 @@ public func listenLoopback() throws -> (Int32, UInt16) {
 public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
+    private let sockets = SocketRegistry()
     private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32], budget: Int?, fromClients: Int)>((false, false, [], nil, 0))
 
     /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
@@ -70,18 +71,18 @@ public final class StallingProxy: Sendable {
         state.withLock { $0.budget = budget }
         let listener = self.listener
         Thread.detachNewThread { [self] in
+            // Descriptors are closed only by the threads that use them, once they are done:
+            // a number closed under a running thread can be reused by another test's socket.
+            defer { close(listener) }
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
-                let keep = state.withLock { s -> Bool in
-                    if s.closed { return false }
-                    s.fds += [client, upstream]
-                    return true
-                }
+                let keep = state.withLock { s -> Bool in !s.closed }
                 guard keep else { close(client); close(upstream); return }
-                pump(from: client, to: upstream, counted: false)
-                pump(from: upstream, to: client, counted: true)
+                let pair = SocketPair(client, upstream, registry: sockets)
+                pump(from: client, to: upstream, counted: false, pair: pair)
+                pump(from: upstream, to: client, counted: true, pair: pair)
             }
         }
     }
@@ -92,8 +93,9 @@ public final class StallingProxy: Sendable {
     /// From now on, bytes in both directions are read and dropped.
     public func stall() { state.withLock { $0.stalled = true } }
 
-    private func pump(from source: Int32, to destination: Int32, counted: Bool) {
+    private func pump(from source: Int32, to destination: Int32, counted: Bool, pair: SocketPair) {
         Thread.detachNewThread { [self] in
+            defer { pair.oneDirectionDone() }
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
@@ -124,14 +126,43 @@ public final class StallingProxy: Sendable {
 
     /// Closes the listener and every proxied connection, which ends the pump threads.
     public func shutdownAll() {
-        let fds = state.withLock { s -> [Int32] in
-            s.closed = true
-            defer { s.fds = [] }
-            return s.fds
-        }
+        state.withLock { $0.closed = true }
+        // Wakes the threads blocked on them; each closes its own descriptors on the way out.
         Platform.shutdown(listener, Platform.shutdownBoth)
-        close(listener)
-        for fd in fds { Platform.shutdown(fd, Platform.shutdownBoth); close(fd) }
+        sockets.shutdownAll()
+    }
+}
+
+/// A proxy's open connection sockets. Closing one and shutting all down happen
+/// under one lock, so a shutdown never reaches a number already closed (and
+/// perhaps reused by another test's socket).
+final class SocketRegistry: Sendable {
+    private let open = Mutex<Set<Int32>>([])
+    func add(_ fds: Int32...) { open.withLock { $0.formUnion(fds) } }
+    func close(_ fds: Int32...) {
+        open.withLock { set in
+            for fd in fds where set.remove(fd) != nil { _ = Platform.close(fd) }
+        }
+    }
+    func shutdownAll() {
+        open.withLock { set in for fd in set { Platform.shutdown(fd, Platform.shutdownBoth) } }
+    }
+}
+
+/// The two sockets of one proxied connection, closed once both directions have stopped.
+final class SocketPair: Sendable {
+    private let fds: (Int32, Int32)
+    private let registry: SocketRegistry
+    private let running = Atomic<Int>(2)
+    init(_ a: Int32, _ b: Int32, registry: SocketRegistry) {
+        fds = (a, b)
+        self.registry = registry
+        registry.add(a, b)
+    }
+    func oneDirectionDone() {
+        if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            registry.close(fds.0, fds.1)
+        }
     }
 }
 

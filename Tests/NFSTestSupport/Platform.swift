@@ -16,6 +16,13 @@ enum Platform {
     static func shutdown(_ fd: Int32, _ how: Int32) { _ = Darwin.shutdown(fd, how) }
     #endif
     static let shutdownWrite = Int32(SHUT_WR)
+    static func close(_ fd: Int32) -> Int32 {
+        #if canImport(Glibc)
+        Glibc.close(fd)
+        #else
+        Darwin.close(fd)
+        #endif
+    }
     static let shutdownBoth = Int32(SHUT_RDWR)
 }
 

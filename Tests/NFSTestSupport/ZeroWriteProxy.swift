@@ -14,7 +14,7 @@ import Darwin
 public final class ZeroWriteProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
-    private let connections = Mutex<[Int32]>([])
+    private let sockets = SocketRegistry()
     /// WRITE replies rewritten so far.
     public var rewritten: Int { count.load(ordering: .relaxed) }
     private let count = Atomic<Int>(0)
@@ -23,14 +23,21 @@ public final class ZeroWriteProxy: Sendable {
         (listener, port) = try listenLoopback()
         let listener = self.listener
         Thread.detachNewThread { [self] in
+            defer { close(listener) }   // only the threads using a descriptor close it
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
-                connections.withLock { $0 += [client, upstream] }
                 let writes = WriteCalls()
-                Thread.detachNewThread { [self] in relayCalls(from: client, to: upstream, writes: writes) }
-                Thread.detachNewThread { [self] in relayReplies(from: upstream, to: client, writes: writes) }
+                let pair = SocketPair(client, upstream, registry: sockets)
+                Thread.detachNewThread { [self] in
+                    relayCalls(from: client, to: upstream, writes: writes)
+                    pair.oneDirectionDone()
+                }
+                Thread.detachNewThread { [self] in
+                    relayReplies(from: upstream, to: client, writes: writes)
+                    pair.oneDirectionDone()
+                }
             }
         }
     }
@@ -42,8 +49,7 @@ public final class ZeroWriteProxy: Sendable {
 
     public func shutdown() {
         Platform.shutdown(listener, Platform.shutdownBoth)
-        close(listener)
-        for fd in connections.withLock({ $0 }) { Platform.shutdown(fd, Platform.shutdownBoth) }
+        sockets.shutdownAll()
     }
 
     /// Reads whole RPC records (record marking, RFC 5531 §11) from `source`.
