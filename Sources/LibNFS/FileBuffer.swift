@@ -11,6 +11,15 @@ struct FileIO {
     let readChunk: Int
     let writeChunk: Int
 
+    /// I/O on `fh` in RPCs of the context's readMax/writeMax (64 KiB where the server gave none).
+    init(context: NFSContext, fh: OpaquePointer, path: String) {
+        self.context = context
+        self.fh = fh
+        self.path = path
+        self.readChunk = context.readMax > 0 ? context.readMax : 65536
+        self.writeChunk = context.writeMax > 0 ? context.writeMax : 65536
+    }
+
     /// One read RPC of at most `readChunk` bytes; returns 0 only at end of file.
     func preadOnce(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let count = min(buffer.count, readChunk)

@@ -86,7 +86,7 @@ public final class NFSContext: Sendable {
                 throw NFSError(code: .invalidArgument, operation: "mount", path: url,
                                message: Syscalls.errorText(nfs) ?? "libnfs could not parse the URL")
             }
-            try Self.apply(options, to: nfs, url: url)
+            try Self.apply(options, to: nfs, url: parsed)
             let start = ContinuousClock.now
             let rc = Syscalls.mount(nfs, server: server, export: export)
             if rc < 0 {
@@ -179,7 +179,7 @@ public final class NFSContext: Sendable {
     /// Numbers the contexts of this process, for their NFSv4 client names.
     private static let contextSerial = Locked<UInt64>(0)
 
-    private static func apply(_ options: NFSOptions, to nfs: OpaquePointer, url: String) throws {
+    private static func apply(_ options: NFSOptions, to nfs: OpaquePointer, url: NFSURL) throws {
         // libnfs names its NFSv4 client "Libnfs pid:PID SECONDS", so two contexts made in
         // the same second share one client ID, and the second's SETCLIENTID makes the
         // server expire the first's state (NFS4ERR_EXPIRED on its next OPEN). A name of
@@ -187,7 +187,7 @@ public final class NFSContext: Sendable {
         let serial = contextSerial.withLock { value -> UInt64 in value += 1; return value }
         Syscalls.setClientName(nfs, "swift-libnfs pid:\(getpid()) context:\(serial) \(UInt64.random(in: 0...UInt64.max))")
         if let version = options.version, Syscalls.setVersion(nfs, version.rawValue) < 0 {
-            throw NFSError(code: .invalidArgument, operation: "mount", path: url,
+            throw NFSError(code: .invalidArgument, operation: "mount", path: url.description,
                            message: Syscalls.errorText(nfs) ?? "unsupported NFS version \(version.rawValue)")
         }
         if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
@@ -195,7 +195,7 @@ public final class NFSContext: Sendable {
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
         if let readahead = options.readahead { _ = Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
-        if (try? NFSURL(url))?.argument("retrans") == nil,
+        if url.argument("retrans") == nil,
            let count = VersionQuirks.defaultRetransmissions(timeout: options.effectiveTimeout) {
             _ = Syscalls.setRetransmissions(nfs, count)
         }

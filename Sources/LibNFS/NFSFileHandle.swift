@@ -45,11 +45,9 @@ public final class NFSFileHandle: Sendable {
         guard let fh else {
             throw NFSError(code: .ioError, operation: "open", path: path, message: "libnfs returned no file handle")
         }
-        let readChunk = context.readMax > 0 ? context.readMax : 65536
-        let writeChunk = context.writeMax > 0 ? context.writeMax : 65536
+        let io = FileIO(context: context, fh: fh, path: path)
         var position: UInt64 = 0
         if flags.contains(.append) {
-            let io = FileIO(context: context, fh: fh, path: path, readChunk: readChunk, writeChunk: writeChunk)
             do { position = try io.fstat().size } catch {
                 _ = try? context.call("close", path: path) { Syscalls.close($0, fh) }
                 throw error
@@ -62,9 +60,9 @@ public final class NFSFileHandle: Sendable {
         self.ownsContext = ownsContext
         self.state = Locked(State(
             fh: FilePointer(raw: fh), position: position,
-            buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? readChunk,
+            buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? io.readChunk,
                                                  NFSLibrary.hasReadahead ? 1 : context.options.readahead ?? 1, 1),
-                               writeCapacity: max(context.options.writeBufferSize ?? writeChunk, 1))))
+                               writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1))))
         context.register(self)
     }
 
@@ -110,9 +108,7 @@ public final class NFSFileHandle: Sendable {
         DispatchQueue.global(qos: .utility).async {
             var buffer = buffer
             let pending = buffer.pendingWriteCount
-            let io = FileIO(context: context, fh: fh.raw, path: name,
-                            readChunk: context.readMax > 0 ? context.readMax : 65536,
-                            writeChunk: context.writeMax > 0 ? context.writeMax : 65536)
+            let io = FileIO(context: context, fh: fh.raw, path: name)
             do { try buffer.flush(io) } catch {
                 NFSContext.logger.error("\(name) was dropped without close(); \(pending) buffered bytes were lost: \(error)")
             }
@@ -127,9 +123,7 @@ public final class NFSFileHandle: Sendable {
     }
 
     private func io(_ fh: OpaquePointer) -> FileIO {
-        FileIO(context: context, fh: fh, path: name,
-               readChunk: context.readMax > 0 ? context.readMax : 65536,
-               writeChunk: context.writeMax > 0 ? context.writeMax : 65536)
+        FileIO(context: context, fh: fh, path: name)
     }
 
     @discardableResult

@@ -56,7 +56,7 @@ public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
     private let sockets = SocketRegistry()
-    private let state = Mutex<(stalled: Bool, closed: Bool, fds: [Int32], budget: Int?, fromClients: Int)>((false, false, [], nil, 0))
+    private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int)>((false, false, nil, 0))
 
     /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
     /// come back from the server (for stalling a separate process mid-transfer).

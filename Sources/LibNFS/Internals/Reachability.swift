@@ -23,11 +23,16 @@ enum Reachability {
         for address in addresses {
             let left = deadline - .now
             guard left > .zero else { return lastError ?? .timedOut }
-            let millisecondsLeft = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
-            guard let error = connectError(address, timeoutMilliseconds: max(millisecondsLeft, 1)) else { return nil }
+            guard let error = connectError(address, timeoutMilliseconds: max(milliseconds(left), 1)) else { return nil }
             lastError = error
         }
         return lastError
+    }
+
+    /// `duration` in whole milliseconds, as `poll` takes them.
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds.multipliedReportingOverflow(by: 1000).partialValue + attoseconds / 1_000_000_000_000_000)
     }
 
     /// One resolved socket address.
@@ -93,8 +98,7 @@ enum Reachability {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutMilliseconds))
         while true {
             let left = deadline - .now
-            let ms = Int32(clamping: max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
-            let ready = poll(&pfd, 1, ms)
+            let ready = poll(&pfd, 1, max(0, milliseconds(left)))
             if ready > 0 { break }
             if ready == 0 { return .timedOut }
             // A failed poll says nothing about the server: retry on EINTR, else report it.
