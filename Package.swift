@@ -54,7 +54,7 @@ let package = Package(
         // Finds the live server that Scripts/test starts; shared by the test targets.
         .target(
             name: "NFSTestSupport",
-            dependencies: ["LibNFS"],
+            dependencies: ["LibNFS", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/NFSTestSupport"
         ),
         .testTarget(

@@ -6,13 +6,13 @@ import SystemPackage
 struct FileIO {
     let context: NFSContext
     let fh: OpaquePointer
-    let path: String
+    let path: FilePath
     /// The largest single read and write RPC: the server's readMax/writeMax.
     let readChunk: Int
     let writeChunk: Int
 
     /// I/O on `fh` in RPCs of the context's readMax/writeMax (64 KiB where the server gave none).
-    init(context: NFSContext, fh: OpaquePointer, path: String) {
+    init(context: NFSContext, fh: OpaquePointer, path: FilePath) {
         self.context = context
         self.fh = fh
         self.path = path
@@ -54,7 +54,7 @@ struct FileIO {
             }
             if n == 0 {
                 throw NFSError(code: .ioError, operation: "write", path: path,
-                               message: "the server accepted 0 of \(count) bytes")
+                               detail: "the server accepted 0 of \(count) bytes")
             }
             done += Int(n)
         }

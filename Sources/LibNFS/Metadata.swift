@@ -26,7 +26,8 @@ public struct NFSAccessMode: OptionSet, Sendable, Hashable {
 extension NFSContext {
     /// The attributes of `path`, following a final symbolic link. Maps `nfs_stat64`.
     /// - Throws: ``NFSError`` (`ENOENT`, `ENOTDIR`, `EACCES`, …).
-    public func stat(_ path: String) throws -> NFSStat {
+    public func stat(_ path: some NFSPathRepresentable) throws -> NFSStat {
+        let path = path.nfsFilePath
         var st = nfs_stat_64()
         try call("stat", path: path) { Syscalls.stat($0, path, &st) }
         return NFSStat(st)
@@ -34,7 +35,8 @@ extension NFSContext {
 
     /// The attributes of `path` itself, not following a final symbolic link. Maps `nfs_lstat64`.
     /// - Throws: ``NFSError``.
-    public func lstat(_ path: String) throws -> NFSStat {
+    public func lstat(_ path: some NFSPathRepresentable) throws -> NFSStat {
+        let path = path.nfsFilePath
         var st = nfs_stat_64()
         try call("lstat", path: path) { Syscalls.lstat($0, path, &st) }
         return NFSStat(st)
@@ -42,7 +44,8 @@ extension NFSContext {
 
     /// Figures for the file system holding `path` (size, free space, inodes). Maps `nfs_statvfs64`.
     /// - Throws: ``NFSError``.
-    public func statvfs(_ path: String = "/") throws -> NFSFileSystemStats {
+    public func statvfs(_ path: some NFSPathRepresentable = "/") throws -> NFSFileSystemStats {
+        let path = path.nfsFilePath
         var st = nfs_statvfs_64()
         try call("statvfs", path: path) { Syscalls.statvfs($0, path, &st) }
         return NFSFileSystemStats(st)
@@ -53,7 +56,8 @@ extension NFSContext {
     /// Returns false when the server denies access (`EACCES`); with ``NFSAccessMode/exists``,
     /// false when the file does not exist.
     /// - Throws: ``NFSError`` for any other failure.
-    public func access(_ path: String, _ mode: NFSAccessMode = .exists) throws -> Bool {
+    public func access(_ path: some NFSPathRepresentable, _ mode: NFSAccessMode = .exists) throws -> Bool {
+        let path = path.nfsFilePath
         do {
             if mode.isEmpty { _ = try stat(path); return true }
             try call("access", path: path) { Syscalls.access($0, path, mode.rawValue) }
@@ -66,25 +70,25 @@ extension NFSContext {
 
     /// Whether anything exists at `path` (a broken final symlink counts as missing).
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
-    public func exists(_ path: String) throws -> Bool {
+    public func exists(_ path: some NFSPathRepresentable) throws -> Bool {
         try statIfPresent(path) != nil
     }
 
     /// Whether `path` is a regular file (following symlinks); false when missing.
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
-    public func isFile(_ path: String) throws -> Bool {
+    public func isFile(_ path: some NFSPathRepresentable) throws -> Bool {
         try statIfPresent(path)?.isFile ?? false
     }
 
     /// Whether `path` is a directory (following symlinks); false when missing.
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
-    public func isDirectory(_ path: String) throws -> Bool {
+    public func isDirectory(_ path: some NFSPathRepresentable) throws -> Bool {
         try statIfPresent(path)?.isDirectory ?? false
     }
 
     /// ``stat(_:)``, or nil when `path` does not exist.
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
-    public func statIfPresent(_ path: String) throws -> NFSStat? {
+    public func statIfPresent(_ path: some NFSPathRepresentable) throws -> NFSStat? {
         do { return try stat(path) } catch let error as NFSError
             where error.code == .noSuchFileOrDirectory || error.code == .notDirectory {
             return nil
@@ -93,13 +97,15 @@ extension NFSContext {
 
     /// Sets the permission bits of `path`. Maps `nfs_chmod`.
     /// - Throws: ``NFSError``.
-    public func chmod(_ path: String, _ permissions: FilePermissions) throws {
+    public func chmod(_ path: some NFSPathRepresentable, _ permissions: FilePermissions) throws {
+        let path = path.nfsFilePath
         try call("chmod", path: path) { Syscalls.chmod($0, path, Int32(permissions.rawValue)) }
     }
 
     /// Sets the permission bits of `path` from a numeric mode such as `0o644`. Maps `nfs_chmod`.
     /// - Throws: ``NFSError``.
-    public func chmod(_ path: String, mode: Int) throws {
+    public func chmod(_ path: some NFSPathRepresentable, mode: Int) throws {
+        let path = path.nfsFilePath
         try call("chmod", path: path) { Syscalls.chmod($0, path, Int32(truncatingIfNeeded: mode & 0o7777)) }
     }
 
@@ -107,7 +113,8 @@ extension NFSContext {
     /// (over NFSv4, `nfs_fchown` on a handle opened for it; see ``VersionQuirks``).
     /// - Throws: ``NFSError`` (`EPERM` unless the server treats the caller as root;
     ///   over NFSv4, `ENOTSUP` for anything but a regular file).
-    public func chown(_ path: String, uid: Int, gid: Int) throws {
+    public func chown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
+        let path = path.nfsFilePath
         let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
         if VersionQuirks.pathChownChangesParent(version: version) {
             return try chownThroughHandle("chown", path, uid, gid)
@@ -117,7 +124,8 @@ extension NFSContext {
 
     /// Sets the owner and group of a symbolic link itself. Maps `nfs_lchown`.
     /// - Throws: ``NFSError`` (over NFSv4, `ENOTSUP` for a symbolic link).
-    public func lchown(_ path: String, uid: Int, gid: Int) throws {
+    public func lchown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
+        let path = path.nfsFilePath
         let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
         if VersionQuirks.pathChownChangesParent(version: version) {
             return try chownThroughHandle("lchown", path, uid, gid, following: false)
@@ -128,12 +136,12 @@ extension NFSContext {
     /// chown of a regular file through an open handle, the one NFSv4 chown that
     /// libnfs applies to the right object; anything else is refused, never
     /// applied to the wrong object.
-    private func chownThroughHandle(_ operation: String, _ path: String, _ uid: Int32, _ gid: Int32,
+    private func chownThroughHandle(_ operation: String, _ path: FilePath, _ uid: Int32, _ gid: Int32,
                                     following: Bool = true) throws {
         let st = following ? try stat(path) : try lstat(path)
         guard st.isFile else {
             throw NFSError(code: .notSupported, operation: operation, path: path,
-                           message: "over NFSv4, libnfs changes the owner of the parent directory instead; "
+                           detail: "over NFSv4, libnfs changes the owner of the parent directory instead; "
                                + "only regular files can be given an owner here (use NFSv3)")
         }
         let file = try open(path, flags: [.read])
@@ -143,13 +151,15 @@ extension NFSContext {
 
     /// Sets `path`'s length, cutting it or extending it with zeros. Maps `nfs_truncate`.
     /// - Throws: ``NFSError``.
-    public func truncate(_ path: String, to length: UInt64) throws {
+    public func truncate(_ path: some NFSPathRepresentable, to length: UInt64) throws {
+        let path = path.nfsFilePath
         try call("truncate", path: path) { Syscalls.truncate($0, path, length) }
     }
 
     /// Sets the access and modification times of `path` (microsecond precision on the wire). Maps `nfs_utimes`.
     /// - Throws: ``NFSError``.
-    public func utimes(_ path: String, accessTime: NFSTimestamp, modificationTime: NFSTimestamp) throws {
+    public func utimes(_ path: some NFSPathRepresentable, accessTime: NFSTimestamp, modificationTime: NFSTimestamp) throws {
+        let path = path.nfsFilePath
         try call("utimes", path: path) {
             Syscalls.utimes($0, path,
                             atime: (accessTime.seconds, Int64(accessTime.nanoseconds / 1000)),

@@ -73,22 +73,17 @@ public final class NFSContext: Sendable {
         let parsed = try NFSURL(url)
         let version = options.version?.rawValue ?? parsed.argument("version").flatMap { Int32($0) } ?? 3
         if version == 4 && !NFSLibrary.supportsNFSv4 {
-            throw NFSError(code: .protocolNotSupported, operation: "mount", path: url,
-                           message: "NFSv4 needs libnfs 7.0.0 or later; this process runs \(NFSLibrary.description), "
+            throw NFSError(code: .protocolNotSupported, operation: "mount", url: url,
+                           detail: "NFSv4 needs libnfs 7.0.0 or later; this process runs \(NFSLibrary.description), "
                                + "whose v4 client cannot be trusted with data (use version=3)")
         }
         guard let nfs = Syscalls.initContext() else {
-            throw NFSError(code: .noMemory, operation: "mount", path: url, message: "nfs_init_context failed")
+            throw NFSError(code: .noMemory, operation: "mount", url: url, detail: "nfs_init_context failed")
         }
         do {
-            // Parsing applies the URL's own arguments; explicit options then win.
-            guard let (server, export) = Syscalls.parseURLDirectory(nfs, url) else {
-                throw NFSError(code: .invalidArgument, operation: "mount", path: url,
-                               message: Syscalls.errorText(nfs) ?? "libnfs could not parse the URL")
-            }
-            try Self.apply(options, to: nfs, url: parsed)
+            try Self.apply(parsed, options, to: nfs)
             let start = ContinuousClock.now
-            let rc = Syscalls.mount(nfs, server: server, export: export)
+            let rc = Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath)
             if rc < 0 {
                 throw Self.mountError(rc, nfs: nfs, url: parsed, elapsed: .now - start, timeout: options.effectiveTimeout)
             }
@@ -132,7 +127,7 @@ public final class NFSContext: Sendable {
             defer { Syscalls.destroyContext(nfs); state.nfs = nil }
             let rc = VersionQuirks.umountResult(Syscalls.umount(nfs))
             guard rc < 0 else { return nil }
-            return NFSError.fromLibNFS(result: rc, operation: "umount", path: url, message: Syscalls.errorText(nfs))
+            return NFSError.fromLibNFS(result: rc, operation: "umount", path: nil, url: url, message: Syscalls.errorText(nfs))
         }
         if let firstError { throw firstError }
         if let umountError { throw umountError }
@@ -143,7 +138,7 @@ public final class NFSContext: Sendable {
 
     /// Runs one libnfs call under the context's lock and turns a negative result into an ``NFSError``.
     @discardableResult
-    func call(_ operation: String, path: String?, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
+    func call(_ operation: String, path: FilePath?, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
         try callResult(operation, path: path) { nfs in
             let rc = body(nfs)
             return rc < 0 ? .failure(LibNFSStatus(rc)) : .success(rc)
@@ -151,7 +146,7 @@ public final class NFSContext: Sendable {
     }
 
     /// Runs several libnfs calls as one step under the lock; `body` reports failure as a negative errno.
-    func callResult<T>(_ operation: String, path: String?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
+    func callResult<T>(_ operation: String, path: FilePath?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
         try state.withLock { state in
             guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
             let start = ContinuousClock.now
@@ -172,14 +167,23 @@ public final class NFSContext: Sendable {
         state.withLock { _ = $0.handles.removeValue(forKey: id) }
     }
 
-    static func closedError(_ operation: String, _ path: String?) -> NFSError {
-        NFSError(code: .badFileDescriptor, operation: operation, path: path, message: "the NFS context is closed")
+    static func closedError(_ operation: String, _ path: FilePath?) -> NFSError {
+        NFSError(code: .badFileDescriptor, operation: operation, path: path, detail: "the NFS context is closed")
     }
 
     /// Numbers the contexts of this process, for their NFSv4 client names.
     private static let contextSerial = Locked<UInt64>(0)
 
-    private static func apply(_ options: NFSOptions, to nfs: OpaquePointer, url: NFSURL) throws {
+    private static func apply(_ url: NFSURL, _ options: NFSOptions, to nfs: OpaquePointer) throws {
+        // libnfs applies a URL's arguments only while parsing it. The query alone
+        // goes through its parser, under a placeholder host: the host and the path
+        // are handed to nfs_mount as they are (the path's bytes decoded here,
+        // since libnfs versions disagree on escapes; the host without brackets,
+        // which libnfs cannot resolve).
+        if !url.query.isEmpty && !Syscalls.applyURLArguments(nfs, query: url.query) {
+            throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                           detail: "libnfs refused the URL's arguments", libnfsMessage: Syscalls.errorText(nfs))
+        }
         // libnfs names its NFSv4 client "Libnfs pid:PID SECONDS", so two contexts made in
         // the same second share one client ID, and the second's SETCLIENTID makes the
         // server expire the first's state (NFS4ERR_EXPIRED on its next OPEN). A name of
@@ -187,8 +191,8 @@ public final class NFSContext: Sendable {
         let serial = contextSerial.withLock { value -> UInt64 in value += 1; return value }
         Syscalls.setClientName(nfs, "swift-libnfs pid:\(getpid()) context:\(serial) \(UInt64.random(in: 0...UInt64.max))")
         if let version = options.version, Syscalls.setVersion(nfs, version.rawValue) < 0 {
-            throw NFSError(code: .invalidArgument, operation: "mount", path: url.description,
-                           message: Syscalls.errorText(nfs) ?? "unsupported NFS version \(version.rawValue)")
+            throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                           detail: "unsupported NFS version \(version.rawValue)", libnfsMessage: Syscalls.errorText(nfs))
         }
         if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
@@ -204,13 +208,14 @@ public final class NFSContext: Sendable {
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");
     /// a direct connect to the port it used tells the user what really happened.
     private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, elapsed: Duration, timeout: Duration?) -> NFSError {
-        var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: url.description,
+        var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: nil, url: url.description,
                                         message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: timeout)
         guard error.code == .ioError || error.code == .connectionRefused else { return error }
         let port = url.argument("mountport").flatMap { UInt16($0) } ?? 111
-        if let connectErrno = Reachability.connectError(host: url.server, port: port, timeoutMilliseconds: 2000) {
+        if let connectErrno = Reachability.connectError(host: url.host, port: port, timeoutMilliseconds: 2000) {
             error.code = connectErrno
-            error.message = "cannot connect to \(url.server) port \(port)" + (error.message.map { "; \($0)" } ?? "")
+            error.detail = "cannot connect to \(url.server) port \(port)"
+                + (port == 111 ? " (rpcbind; give mountport= and nfsport= to skip it)" : "")
         }
         return error
     }

@@ -21,8 +21,8 @@ internal import CLibNFS
 public final class NFSFileHandle: Sendable {
     /// The mounted share this file belongs to.
     public let context: NFSContext
-    /// The path the file was opened with, relative to the export.
-    public let name: String
+    /// The path the file was opened with, relative to the export, byte for byte.
+    public let name: FilePath
     /// The Python-style mode the file was opened with (`r`, `w+`, …).
     public let mode: String
     /// The flags the file was opened with.
@@ -37,13 +37,13 @@ public final class NFSFileHandle: Sendable {
         var buffer: FileBuffer
     }
 
-    init(context: NFSContext, path: String, flags: NFSOpenFlags, permissions: Int, ownsContext: Bool) throws {
+    init(context: NFSContext, path: FilePath, flags: NFSOpenFlags, permissions: Int, ownsContext: Bool) throws {
         var fh: OpaquePointer?
         try context.call("open", path: path) {
             Syscalls.open($0, path, flags: flags.posixFlags, mode: Int32(truncatingIfNeeded: permissions), &fh)
         }
         guard let fh else {
-            throw NFSError(code: .ioError, operation: "open", path: path, message: "libnfs returned no file handle")
+            throw NFSError(code: .ioError, operation: "open", path: path, detail: "libnfs returned no file handle")
         }
         let io = FileIO(context: context, fh: fh, path: path)
         var position: UInt64 = 0
@@ -71,13 +71,18 @@ public final class NFSFileHandle: Sendable {
     /// - Throws: ``NFSError`` from the mount or the open.
     public convenience init(url: String, mode: String = "r", options: NFSOptions = .init()) throws {
         let parsed = try NFSURL(url)
-        let file = parsed.lastComponent
-        guard !file.isEmpty else {
-            throw NFSError(code: .isDirectory, operation: "open", path: url, message: "the URL names no file")
+        guard let file = parsed.filePath.lastComponent, !parsed.lastComponent.isEmpty else {
+            throw NFSError(code: .isDirectory, operation: "open", url: url, detail: "the URL names no file")
         }
+        let flags = try NFSOpenFlags(mode: mode)
         let context = try NFSContext(url: parsed.deletingLastComponent.description, options: options)
-        try self.init(context: context, path: "/" + file, flags: try NFSOpenFlags(mode: mode),
-                      permissions: 0o644, ownsContext: true)
+        do {
+            try self.init(context: context, path: FilePath(root: "/", [file]), flags: flags,
+                          permissions: 0o644, ownsContext: true)
+        } catch {
+            try? context.close()
+            throw error
+        }
     }
 
     /// A handle dropped while open is closed without blocking the thread that
@@ -102,7 +107,7 @@ public final class NFSFileHandle: Sendable {
                                context: context, ownsContext: ownsContext)
     }
 
-    private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: String, id: ObjectIdentifier,
+    private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: FilePath, id: ObjectIdentifier,
                                           context: NFSContext, ownsContext: Bool) {
         context.backgroundCloses.enter()
         DispatchQueue.global(qos: .utility).async {
@@ -131,12 +136,12 @@ public final class NFSFileHandle: Sendable {
                                  _ body: (inout State, FileIO) throws -> T) throws -> T {
         try state.withLock { state in
             guard let fh = state.fh?.raw else {
-                throw NFSError(code: .badFileDescriptor, operation: operation, path: name, message: "the file is closed")
+                throw NFSError(code: .badFileDescriptor, operation: operation, path: name, detail: "the file is closed")
             }
             if !flags.isSuperset(of: access) {
                 let what = access.contains(.write) ? "writing" : "reading"
                 throw NFSError(code: .badFileDescriptor, operation: operation, path: name,
-                               message: "the file is not open for \(what) (mode \(mode))")
+                               detail: "the file is not open for \(what) (mode \(mode))")
             }
             return try body(&state, io(fh))
         }
@@ -319,7 +324,7 @@ public final class NFSFileHandle: Sendable {
             let (target, overflow) = base.addingReportingOverflow(offset)
             guard !overflow, target >= 0 else {
                 throw NFSError(code: .invalidArgument, operation: "seek", path: name,
-                               message: "position \(base) + \(offset) is before the start of the file")
+                               detail: "position \(base) + \(offset) is before the start of the file")
             }
             state.position = UInt64(target)
             return state.position
@@ -330,7 +335,7 @@ public final class NFSFileHandle: Sendable {
     private func signedOffset(_ value: UInt64, _ what: String) throws -> Int64 {
         guard let signed = Int64(exactly: value) else {
             throw NFSError(code: .overflow, operation: "seek", path: name,
-                           message: "\(what), \(value), is beyond the largest seekable offset")
+                           detail: "\(what), \(value), is beyond the largest seekable offset")
         }
         return signed
     }
@@ -391,7 +396,8 @@ extension NFSContext {
     /// Opens `path` with a Python-style mode: `r`, `r+`, `w`, `w+`, `a`, `a+`, `x`, `x+` (`b` is accepted and ignored).
     /// New files get `permissions` (default `0o644`). Maps `nfs_open2`.
     /// - Throws: ``NFSError`` (`ENOENT`, `EEXIST` for `x`, `EISDIR`, `EACCES`, `EINVAL` for a bad mode, …).
-    public func open(_ path: String, mode: String = "r", permissions: Int = 0o644) throws -> NFSFileHandle {
+    public func open(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644) throws -> NFSFileHandle {
+        let path = path.nfsFilePath
         let flags: NFSOpenFlags
         do { flags = try NFSOpenFlags(mode: mode) } catch var error as NFSError {
             error.path = path
@@ -402,12 +408,13 @@ extension NFSContext {
 
     /// Opens `path` with explicit flags; new files get `permissions`. Maps `nfs_open2`.
     /// - Throws: ``NFSError``.
-    public func open(_ path: String, flags: NFSOpenFlags, permissions: Int = 0o644) throws -> NFSFileHandle {
+    public func open(_ path: some NFSPathRepresentable, flags: NFSOpenFlags, permissions: Int = 0o644) throws -> NFSFileHandle {
+        let path = path.nfsFilePath
         if flags.contains(.exclusive) && !flags.contains(.create) {
-            throw NFSError(code: .invalidArgument, operation: "open", path: path, message: "exclusive needs create")
+            throw NFSError(code: .invalidArgument, operation: "open", path: path, detail: "exclusive needs create")
         }
         if flags.contains(.truncate) && !flags.contains(.write) {
-            throw NFSError(code: .invalidArgument, operation: "open", path: path, message: "truncate needs write")
+            throw NFSError(code: .invalidArgument, operation: "open", path: path, detail: "truncate needs write")
         }
         return try NFSFileHandle(context: self, path: path, flags: flags, permissions: permissions, ownsContext: false)
     }
@@ -415,7 +422,7 @@ extension NFSContext {
     /// Opens `path`, runs `body` with the handle, and closes it, like swift-system's `closeAfter`:
     /// when `body` throws, its error wins over a close error.
     /// - Throws: `body`'s error, or the open or close error.
-    public func withFile<R>(_ path: String, mode: String = "r", permissions: Int = 0o644,
+    public func withFile<R>(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644,
                             _ body: (NFSFileHandle) throws -> R) throws -> R {
         let file = try open(path, mode: mode, permissions: permissions)
         let result: R

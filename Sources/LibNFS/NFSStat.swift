@@ -149,8 +149,8 @@ public struct NFSFileSystemStats: Sendable, Hashable {
 
 /// One entry of a directory listing with the attributes READDIRPLUS returned for it.
 public struct NFSDirectoryEntry: Sendable, Hashable {
-    /// The entry's name (never `.` or `..`).
-    public var name: String
+    /// The entry's name (never `.` or `..`), byte for byte as the server holds it.
+    public var name: FilePath.Component
     /// The entry's attributes, as of the listing.
     public var stat: NFSStat
 }

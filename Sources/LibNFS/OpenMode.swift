@@ -41,7 +41,7 @@ public struct NFSOpenFlags: OptionSet, Sendable, Hashable {
         case "x+": self = [.read, .write, .create, .exclusive]
         default:
             throw NFSError(code: .invalidArgument, operation: "open", path: nil,
-                           message: "invalid mode \"\(mode)\"; use r, r+, w, w+, a, a+, x or x+")
+                           detail: "invalid mode \"\(mode)\"; use r, r+, w, w+, a, a+, x or x+")
         }
     }
 

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import LibNFS
 import Synchronization
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -52,9 +53,9 @@ public final class Copier: Sendable {
     private struct Item: Sendable {
         let kind: Kind
         let source: Operand
-        let sourcePath: String
+        let sourcePath: FilePath
         let destination: Operand
-        let destinationPath: String
+        let destinationPath: FilePath
         let info: FileInfo
     }
 
@@ -149,16 +150,16 @@ public final class Copier: Sendable {
 
     // MARK: Planning
 
-    private static func baseName(_ operand: Operand) -> String {
+    private static func baseName(_ operand: Operand) -> FilePath.Component? {
         switch operand {
-        case .local(let path): path.split(separator: "/").last.map(String.init) ?? path
-        case .nfs(let url): url.lastComponent
+        case .local(let path): path.lastComponent
+        case .nfs(let url): url.filePath.lastComponent
         }
     }
 
     private func plan(sources: [Operand], destination: Operand,
                       mounters: Mounters) throws -> [Item] {
-        let target: (fileSystem: any CopyFileSystem, path: String)
+        let target: (fileSystem: any CopyFileSystem, path: FilePath)
         let targetInfo: FileInfo?
         do {
             target = try mounters.destination.resolve(destination)
@@ -178,7 +179,8 @@ public final class Copier: Sendable {
                 guard let info = try fs.info(path, followSymlinks: true) else {
                     throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
                 }
-                let destinationPath = intoDirectory ? target.fileSystem.join(target.path, Self.baseName(source)) : target.path
+                let destinationPath = intoDirectory ? Self.baseName(source).map { target.path.appending($0) } ?? target.path
+                                                    : target.path
                 switch info.kind {
                 case .file:
                     items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
@@ -209,12 +211,18 @@ public final class Copier: Sendable {
         return items
     }
 
-    private func planTree(_ fs: any CopyFileSystem, _ directory: String, source: Operand, into target: String,
+    private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, source: Operand, into target: FilePath,
                           destination: Operand, targetFileSystem: any CopyFileSystem, items: inout [Item]) throws {
-        for name in try fs.list(directory).sorted() {
-            let path = fs.join(directory, name)
-            let to = targetFileSystem.join(target, name)
-            guard let info = try fs.info(path, followSymlinks: false) else { continue }
+        // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
+        for name in try fs.list(directory).sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            let path = directory.appending(name)
+            let to = target.appending(name)
+            guard let info = try fs.info(path, followSymlinks: false) else {
+                // Listed a moment ago, gone now: said, never silently left out.
+                fail(fs.display(path), FileOperationError(operation: "stat", path: fs.display(path),
+                                                           reason: "No such file or directory (it vanished after the listing)"))
+                continue
+            }
             let kind: Kind
             switch info.kind {
             case .file: kind = .file
@@ -264,7 +272,7 @@ public final class Copier: Sendable {
     }
 
     private func finishDirectory(_ item: Item, mounters: Mounters) {
-        var shown = item.destinationPath
+        var shown = item.destinationPath.escapedDescription
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
@@ -279,11 +287,6 @@ public final class Copier: Sendable {
     }
 
     // MARK: Files
-
-    private static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
 
     private func copy(_ item: Item, mounters: Mounters, verbose: Bool) {
         var shown = item.source.description
@@ -326,7 +329,7 @@ public final class Copier: Sendable {
         let reader = try sourceFS.openRead(item.sourcePath)
         defer { try? reader.close() }
         let writePath = options.inplace ? item.destinationPath
-            : targetFS.join(Self.parent(item.destinationPath), ".nfs-cp-\(UInt64.random(in: 0...UInt64.max).hex).part")
+            : item.destinationPath.removingLastComponent().appending(".nfs-cp-\(UInt64.random(in: 0...UInt64.max).hex).part")
         let writer: any FileWriter
         do {
             writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
@@ -367,7 +370,7 @@ public final class Copier: Sendable {
         finished = true
     }
 
-    private func finishFile(_ item: Item, at path: String, in fs: any CopyFileSystem, permissions: Int,
+    private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int,
                             digest: [UInt8]?, chunk: Int) throws {
         if !options.inplace || options.preserve { try fs.setPermissions(path, permissions) }
         if options.preserve {
@@ -387,4 +390,8 @@ public final class Copier: Sendable {
 
 extension UInt64 {
     var hex: String { String(self, radix: 16) }
+}
+
+extension FilePath.Component {
+    var bytes: [UInt8] { withPlatformString { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } } }
 }

@@ -1,4 +1,5 @@
 import LibNFS
+import SystemPackage
 
 /// What the copy engine needs to know about a file, from either side.
 public struct FileInfo: Sendable {
@@ -30,36 +31,32 @@ public protocol FileWriter: Sendable {
 }
 
 /// The operations of one side of a copy: a local directory tree or a mounted NFS share.
-/// Paths are the side's own (absolute local paths, or paths within the export).
+/// Paths are the side's own (absolute local paths, or paths within the export),
+/// as bytes: names that are not UTF-8 are copied as they are.
 public protocol CopyFileSystem: Sendable {
-    /// How a path is shown to the user (`/tmp/x` or `nfs://host/export/x`).
-    func display(_ path: String) -> String
+    /// How a path is shown to the user (`/tmp/x` or `nfs://host/export/x`),
+    /// with bytes that are not UTF-8 escaped (`caf\xE9.txt`).
+    func display(_ path: FilePath) -> String
     /// lstat-like: nil when nothing is there.
-    func info(_ path: String, followSymlinks: Bool) throws -> FileInfo?
-    func list(_ path: String) throws -> [String]
-    func makeDirectory(_ path: String, permissions: Int) throws
-    func makeSymlink(_ target: String, at path: String) throws
-    func readSymlink(_ path: String) throws -> String
-    func rename(_ from: String, to: String) throws
-    func remove(_ path: String) throws
-    func setPermissions(_ path: String, _ permissions: Int) throws
-    func setOwner(_ path: String, uid: Int, gid: Int) throws
-    func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws
-    func openRead(_ path: String) throws -> any FileReader
+    func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo?
+    func list(_ path: FilePath) throws -> [FilePath.Component]
+    func makeDirectory(_ path: FilePath, permissions: Int) throws
+    func makeSymlink(_ target: FilePath, at path: FilePath) throws
+    func readSymlink(_ path: FilePath) throws -> FilePath
+    func rename(_ from: FilePath, to: FilePath) throws
+    func remove(_ path: FilePath) throws
+    func setPermissions(_ path: FilePath, _ permissions: Int) throws
+    func setOwner(_ path: FilePath, uid: Int, gid: Int) throws
+    func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws
+    func openRead(_ path: FilePath) throws -> any FileReader
     /// Creates a new file that must not exist yet (`O_EXCL`).
-    func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter
+    func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter
     /// Opens for writing, creating or truncating.
-    func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter
+    func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter
     /// Opens an existing file for writing, changing nothing (a second writer of a striped copy).
-    func openWrite(_ path: String) throws -> any FileWriter
+    func openWrite(_ path: FilePath) throws -> any FileWriter
     /// How many writers a large file should be striped over: concurrent RPCs help a remote file, not a local one.
     var writeStreams: Int { get }
     /// The preferred size of one read or write.
     var chunkSize: Int { get }
-}
-
-extension CopyFileSystem {
-    public func join(_ directory: String, _ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
-    }
 }

@@ -13,38 +13,41 @@ public struct FileOperationError: Error, CustomStringConvertible {
     /// The path or URL as shown to the user.
     public var path: String
     public var reason: String
-    /// libnfs's own text, shown with --verbose.
+    /// libnfs's own text, shown after the reason under its own label.
     public var detail: String?
 
     public init(operation: String, path: String, reason: String, detail: String? = nil) {
         self.operation = operation; self.path = path; self.reason = reason; self.detail = detail
     }
-    init(code: Errno, operation: String, path: String) {
-        self.init(operation: operation, path: path, reason: code.description)
+    init(code: Errno, operation: String, path: FilePath) {
+        self.init(operation: operation, path: path.escapedDescription, reason: code.description)
     }
-    /// Rewords an ``NFSError`` with its path shown as `displayPath` (a full URL).
+    /// Rewords an ``NFSError`` with its path shown as `displayPath` (a full URL),
+    /// keeping this package's explanation in the reason and libnfs's text as ``detail``.
     public init(_ error: NFSError, displayPath: String) {
-        self.init(operation: error.operation, path: displayPath, reason: error.reason, detail: error.message)
+        self.init(operation: error.operation, path: displayPath, reason: error.explanation, detail: error.libnfsMessage)
     }
-    public var description: String { "cannot \(operation) \(path): \(reason)" }
+    /// `cannot read nfs://h/x/big: Lost the connection to the server (libnfs: …)`.
+    public var description: String {
+        var text = "cannot \(operation) \(path): \(reason)"
+        if let detail, !detail.isEmpty { text += " (libnfs: \(detail))" }
+        return text
+    }
 }
-
-// Inside a type with members named `stat`, the C function needs a name of its own.
-private func statFollowing(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
 
 /// The local file system as one side of a copy.
 public struct LocalFileSystem: CopyFileSystem {
     public init() {}
 
-    public func display(_ path: String) -> String { path }
+    public func display(_ path: FilePath) -> String { path.escapedDescription }
 
-    private func check(_ rc: Int32, _ operation: String, _ path: String) throws {
+    private func check(_ rc: Int32, _ operation: String, _ path: FilePath) throws {
         if rc != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: operation, path: path) }
     }
 
-    public func info(_ path: String, followSymlinks: Bool) throws -> FileInfo? {
+    public func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo? {
         var st = stat()
-        let rc = followSymlinks ? statFollowing(path, &st) : lstat(path, &st)
+        let rc = Platform.stat(path, &st, followSymlinks: followSymlinks)
         if rc != 0 {
             if errno == ENOENT { return nil }
             throw FileOperationError(code: Errno(rawValue: errno), operation: "stat", path: path)
@@ -60,60 +63,65 @@ public struct LocalFileSystem: CopyFileSystem {
                         accessTime: Platform.accessTime(st), modificationTime: Platform.modificationTime(st))
     }
 
-    public func list(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw FileOperationError(code: Errno(rawValue: errno), operation: "opendir", path: path) }
+    public func list(_ path: FilePath) throws -> [FilePath.Component] {
+        guard let dir = Platform.opendir(path) else {
+            throw FileOperationError(code: Errno(rawValue: errno), operation: "opendir", path: path)
+        }
         defer { closedir(dir) }
-        var names: [String] = []
+        var names: [FilePath.Component] = []
+        errno = 0
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { FilePath.Component(platformString: $0) }
             }
-            if name != "." && name != ".." { names.append(name) }
+            if let name, name.kind == .regular { names.append(name) }
         }
+        // readdir returns NULL at the end and on an error; only errno tells them apart.
+        if errno != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readdir", path: path) }
         return names
     }
 
-    public func makeDirectory(_ path: String, permissions: Int) throws {
+    public func makeDirectory(_ path: FilePath, permissions: Int) throws {
         try check(Platform.mkdir(path, mode_t(permissions)), "mkdir", path)
     }
-    public func makeSymlink(_ target: String, at path: String) throws { try check(Platform.symlink(target, path), "symlink", path) }
-    public func readSymlink(_ path: String) throws -> String {
+    public func makeSymlink(_ target: FilePath, at path: FilePath) throws { try check(Platform.symlink(target, path), "symlink", path) }
+    public func readSymlink(_ path: FilePath) throws -> FilePath {
         var buffer = [CChar](repeating: 0, count: 4097)
         let n = Platform.readlink(path, &buffer, 4096)
         if n < 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readlink", path: path) }
-        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return FilePath(platformString: Array(buffer[..<n]) + [0])
     }
-    public func rename(_ from: String, to: String) throws { try check(Platform.rename(from, to), "rename", from) }
-    public func remove(_ path: String) throws { try check(Platform.unlink(path), "unlink", path) }
-    public func setPermissions(_ path: String, _ permissions: Int) throws {
+    public func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.rename(from, to), "rename", from) }
+    public func remove(_ path: FilePath) throws { try check(Platform.unlink(path), "unlink", path) }
+    public func setPermissions(_ path: FilePath, _ permissions: Int) throws {
         try check(Platform.chmod(path, mode_t(permissions)), "chmod", path)
     }
-    public func setOwner(_ path: String, uid: Int, gid: Int) throws {
+    public func setOwner(_ path: FilePath, uid: Int, gid: Int) throws {
         try check(Platform.lchown(path, uid_t(uid), gid_t(gid)), "chown", path)
     }
-    public func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws {
-        var times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),
+    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
+        let times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),
                      timespec(tv_sec: Int(modification.seconds), tv_nsec: Int(modification.nanoseconds))]
-        try check(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW), "utimes", path)
+        try check(Platform.setTimes(path, times), "utimes", path)
     }
 
-    public func openRead(_ path: String) throws -> any FileReader {
+    public func openRead(_ path: FilePath) throws -> any FileReader {
         do { return LocalFile(fd: try FileDescriptor.open(path, .readOnly), path: path) }
         catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
-    public func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter {
+    public func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter {
         try create(path, [.create, .exclusiveCreate], permissions)
     }
-    public func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter {
+    public func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter {
         try create(path, [.create, .truncate], permissions)
     }
-    private func create(_ path: String, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> any FileWriter {
+    private func create(_ path: FilePath, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> any FileWriter {
         do {
             return LocalFile(fd: try FileDescriptor.open(path, .writeOnly, options: options,
                                                          permissions: FilePermissions(rawValue: mode_t(permissions))), path: path)
         } catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
-    public func openWrite(_ path: String) throws -> any FileWriter {
+    public func openWrite(_ path: FilePath) throws -> any FileWriter {
         do { return LocalFile(fd: try FileDescriptor.open(path, .writeOnly), path: path) }
         catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
@@ -124,7 +132,7 @@ public struct LocalFileSystem: CopyFileSystem {
 /// A local file descriptor as reader or writer.
 struct LocalFile: FileReader, FileWriter {
     let fd: FileDescriptor
-    let path: String
+    let path: FilePath
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var done = 0

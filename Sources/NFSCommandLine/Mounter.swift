@@ -1,26 +1,49 @@
 import LibNFS
 import Synchronization
+import SystemPackage
 
 /// A copy operand: a local path or an `nfs://` URL.
 public enum Operand: Sendable, Hashable, CustomStringConvertible {
-    case local(String)
+    case local(FilePath)
     case nfs(NFSURL)
 
     /// Parses an operand; anything that is not `nfs://…` and has no other `scheme://` is a local path.
     public init(_ text: String) throws {
-        if text.hasPrefix("nfs://") {
-            self = .nfs(try NFSURL(text))
-        } else if let range = text.range(of: "://"), !text[..<range.lowerBound].contains("/") {
-            throw NFSError(code: .invalidArgument, operation: "parse", path: text,
-                           message: "only local paths and nfs:// URLs are supported")
-        } else {
-            self = .local(text)
+        try self.init(bytes: Array(text.utf8))
+    }
+
+    /// Parses an operand from the bytes of a command-line argument, which need
+    /// not be UTF-8: a local path keeps them exactly; in a URL, bytes that are
+    /// not UTF-8 stand for themselves as `%XX` escapes would.
+    public init(bytes: [UInt8]) throws {
+        let text = String(decoding: bytes, as: UTF8.self)
+        func invalid(_ why: String) -> NFSError {
+            NFSError(code: .invalidArgument, operation: "parse", url: FilePath(platformString: bytes.map(CChar.init(bitPattern:)) + [0]).escapedDescription, detail: why)
         }
+        guard !bytes.isEmpty else { throw invalid("an operand is empty") }
+        guard !bytes.contains(0) else { throw invalid("an operand contains a NUL byte") }
+        if text.hasPrefix("nfs://") {
+            let valid = String(validating: bytes, as: UTF8.self) != nil
+            self = .nfs(try NFSURL(valid ? text : Self.escapingNonASCII(bytes)))
+        } else if let range = text.range(of: "://"), !text[..<range.lowerBound].contains("/") {
+            throw invalid("only local paths and nfs:// URLs are supported")
+        } else {
+            self = .local(FilePath(platformString: bytes.map(CChar.init(bitPattern:)) + [0]))
+        }
+    }
+
+    private static func escapingNonASCII(_ bytes: [UInt8]) -> String {
+        var text = ""
+        for byte in bytes {
+            if byte < 0x80 { text.unicodeScalars.append(Unicode.Scalar(byte)) }
+            else { text += "%" + String(byte, radix: 16, uppercase: true) }
+        }
+        return text
     }
 
     public var description: String {
         switch self {
-        case .local(let path): path
+        case .local(let path): path.escapedDescription
         case .nfs(let url): url.description
         }
     }
@@ -31,7 +54,7 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
 public final class Mounter: Sendable {
     private let options: NFSOptions
     private let contexts = Mutex<[String: NFSContext]>([:])
-    private let resolved = Mutex<[Operand: (root: String, path: String)]>([:])
+    private let resolved = Mutex<[Operand: (root: String, path: FilePath)]>([:])
 
     public init(options: NFSOptions) { self.options = options }
 
@@ -50,7 +73,7 @@ public final class Mounter: Sendable {
     /// parent); then the parent's ancestors, so that a missing directory is
     /// reported by the lookup below a mount ("No such file or directory") rather
     /// than by the MOUNT protocol, which answers "Permission denied" for it.
-    private func findMountPoint(for url: NFSURL) throws -> (root: NFSURL, path: String) {
+    private func findMountPoint(for url: NFSURL) throws -> (root: NFSURL, path: FilePath) {
         if url.lastComponent.isEmpty { return (url, "/") }
         var candidates = [url.deletingLastComponent, url]
         var ancestor = url.deletingLastComponent
@@ -62,20 +85,19 @@ public final class Mounter: Sendable {
         for candidate in candidates {
             do {
                 _ = try mount(candidate)
-                let prefix = candidate.path.split(separator: "/")
-                let rest = url.path.split(separator: "/").dropFirst(prefix.count)
-                return (candidate, "/" + rest.joined(separator: "/"))
+                let prefix = candidate.filePath.components.count
+                return (candidate, FilePath(root: "/", url.filePath.components.dropFirst(prefix)))
             } catch let error as NFSError {
                 // A server that is down or silent gives the same answer for every path.
                 if error.isTimeout || error.code == .connectionRefused { throw error }
                 if firstError == nil { firstError = error }
             }
         }
-        throw firstError ?? NFSError(code: .noSuchFileOrDirectory, operation: "mount", path: url.description)
+        throw firstError ?? NFSError(code: .noSuchFileOrDirectory, operation: "mount", url: url.description)
     }
 
     /// The file system and the path within it that `operand` names; see ``findMountPoint(for:)``.
-    public func resolve(_ operand: Operand) throws -> (fileSystem: any CopyFileSystem, path: String) {
+    public func resolve(_ operand: Operand) throws -> (fileSystem: any CopyFileSystem, path: FilePath) {
         switch operand {
         case .local(let path):
             return (LocalFileSystem(), path)

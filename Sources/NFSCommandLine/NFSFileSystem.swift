@@ -12,20 +12,20 @@ public struct NFSFileSystem: CopyFileSystem {
         self.root = context.parsedURL
     }
 
-    public func display(_ path: String) -> String {
+    public func display(_ path: FilePath) -> String {
         let base = root.path.hasSuffix("/") ? String(root.path.dropLast()) : root.path
-        let tail = path == "/" ? "" : path
+        let tail = path.components.isEmpty ? "" : FilePath(root: "/", path.components).escapedDescription
         return "nfs://\(root.server)\(base)\(tail)"
     }
 
     /// Runs `body`, rewording an ``NFSError`` with the full URL of the path it names.
-    func translate<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    func translate<T>(_ path: FilePath, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as NFSError {
-            throw FileOperationError(error, displayPath: display(error.path ?? path))
+            throw FileOperationError(error, displayPath: error.url ?? display(error.path ?? path))
         }
     }
 
-    public func info(_ path: String, followSymlinks: Bool) throws -> FileInfo? {
+    public func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo? {
         let found = try translate(path) {
             followSymlinks ? try context.statIfPresent(path) : try lstatIfPresent(path)
         }
@@ -40,33 +40,33 @@ public struct NFSFileSystem: CopyFileSystem {
                         accessTime: st.accessTime, modificationTime: st.modificationTime)
     }
 
-    private func lstatIfPresent(_ path: String) throws -> NFSStat? {
+    private func lstatIfPresent(_ path: FilePath) throws -> NFSStat? {
         do { return try context.lstat(path) } catch let error as NFSError where error.code == .noSuchFileOrDirectory {
             return nil
         }
     }
 
-    public func list(_ path: String) throws -> [String] { try translate(path) { try context.listdir(path) } }
-    public func makeDirectory(_ path: String, permissions: Int) throws { try translate(path) { try context.mkdir(path, mode: permissions) } }
-    public func makeSymlink(_ target: String, at path: String) throws { try translate(path) { try context.symlink(target, at: path) } }
-    public func readSymlink(_ path: String) throws -> String { try translate(path) { try context.readlink(path) } }
-    public func rename(_ from: String, to: String) throws { try translate(from) { try context.rename(from, to: to) } }
-    public func remove(_ path: String) throws { try translate(path) { try context.unlink(path) } }
-    public func setPermissions(_ path: String, _ permissions: Int) throws { try translate(path) { try context.chmod(path, mode: permissions) } }
-    public func setOwner(_ path: String, uid: Int, gid: Int) throws { try translate(path) { try context.chown(path, uid: uid, gid: gid) } }
-    public func setTimes(_ path: String, access: NFSTimestamp, modification: NFSTimestamp) throws {
+    public func list(_ path: FilePath) throws -> [FilePath.Component] { try translate(path) { try context.listdir(path) } }
+    public func makeDirectory(_ path: FilePath, permissions: Int) throws { try translate(path) { try context.mkdir(path, mode: permissions) } }
+    public func makeSymlink(_ target: FilePath, at path: FilePath) throws { try translate(path) { try context.symlink(target, at: path) } }
+    public func readSymlink(_ path: FilePath) throws -> FilePath { try translate(path) { try context.readlink(path) } }
+    public func rename(_ from: FilePath, to: FilePath) throws { try translate(from) { try context.rename(from, to: to) } }
+    public func remove(_ path: FilePath) throws { try translate(path) { try context.unlink(path) } }
+    public func setPermissions(_ path: FilePath, _ permissions: Int) throws { try translate(path) { try context.chmod(path, mode: permissions) } }
+    public func setOwner(_ path: FilePath, uid: Int, gid: Int) throws { try translate(path) { try context.chown(path, uid: uid, gid: gid) } }
+    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
         try translate(path) { try context.utimes(path, accessTime: access, modificationTime: modification) }
     }
-    public func openRead(_ path: String) throws -> any FileReader {
+    public func openRead(_ path: FilePath) throws -> any FileReader {
         NFSReader(file: try translate(path) { try context.open(path) }, fileSystem: self)
     }
-    public func createExclusive(_ path: String, permissions: Int) throws -> any FileWriter {
+    public func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter {
         NFSWriter(file: try translate(path) { try context.open(path, mode: "x", permissions: permissions) }, fileSystem: self)
     }
-    public func createTruncating(_ path: String, permissions: Int) throws -> any FileWriter {
+    public func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter {
         NFSWriter(file: try translate(path) { try context.open(path, mode: "w", permissions: permissions) }, fileSystem: self)
     }
-    public func openWrite(_ path: String) throws -> any FileWriter {
+    public func openWrite(_ path: FilePath) throws -> any FileWriter {
         NFSWriter(file: try translate(path) { try context.open(path, mode: "r+") }, fileSystem: self)
     }
     public var chunkSize: Int { max(context.readMax, context.writeMax, 65536) }

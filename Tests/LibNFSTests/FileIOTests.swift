@@ -307,7 +307,7 @@ struct FileIOTests {
         try reader.close()
         // Validation: exclusive needs create, truncate needs write.
         #expect { _ = try nfs.open(scratch.path("x"), flags: [.write, .exclusive]) } throws: { error in
-            (error as? NFSError).map { $0.code == .invalidArgument && $0.path == scratch.path("x") } == true
+            (error as? NFSError).map { $0.code == .invalidArgument && $0.path == FilePath(scratch.path("x")) } == true
         }
         #expect { _ = try nfs.open(scratch.path("existing"), flags: [.read, .truncate]) } throws: {
             ($0 as? NFSError)?.code == .invalidArgument

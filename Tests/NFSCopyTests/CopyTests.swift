@@ -186,7 +186,7 @@ struct CopyTests {
         defer { scratch.cleanUp() }
         try scratch.writeLocal("a", randomBytes(12_345))
         try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
-        let r = try nfsCp("--json", scratch.local("a"), scratch.local("missing-source"), scratch.url("out").description + "/")
+        let r = try nfsCp("--json", scratch.local("a"), scratch.local("missing-source"), scratch.url("out").appending("").description)
         #expect(r.status == 1)
         #expect(try scratch.readLocal("out/a") == scratch.readLocal("a"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.local("out")) == ["a"])

@@ -1,4 +1,5 @@
 internal import CLibNFS
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -33,9 +34,11 @@ internal enum Syscalls {
 
     static func initContext() -> Context? { nfs_init_context() }
     static func destroyContext(_ nfs: Context) { nfs_destroy_context(nfs) }
+    /// libnfs's last error text; it quotes paths byte for byte, so bytes that
+    /// are not UTF-8 are escaped as in paths (`caf\xE9.txt`), never replaced.
     static func errorText(_ nfs: Context) -> String? {
         guard let text = nfs_get_error(nfs) else { return nil }
-        return String(cString: text)
+        return PathText.escaped(Array(UnsafeRawBufferPointer(start: text, count: strlen(text))))
     }
 
     static func setTimeout(_ nfs: Context, milliseconds: Int32) { nfs_set_timeout(nfs, milliseconds) }
@@ -49,25 +52,17 @@ internal enum Syscalls {
     /// Returns false when this libnfs has no retransmission setting (4.x-5.x).
     static func setRetransmissions(_ nfs: Context, _ count: Int32) -> Bool { swiftnfs_set_retrans(nfs, count) != 0 }
 
-    /// Parses `url` (which also applies its `?arg=val` settings to `nfs`) and
-    /// returns the server and the export path, or nil when libnfs rejects it.
-    static func parseURLDirectory(_ nfs: Context, _ url: String) -> (server: String, path: String)? {
-        guard let parsed = nfs_parse_url_dir(nfs, url) else { return nil }
-        defer { nfs_destroy_url(parsed) }
-        guard let server = parsed.pointee.server, let path = parsed.pointee.path else { return nil }
-        return (String(cString: server), String(cString: path))
+    /// Applies a URL query's `arg=val` settings to `nfs` through libnfs's URL
+    /// parser, under a placeholder host; false when libnfs refuses them.
+    static func applyURLArguments(_ nfs: Context, query: String) -> Bool {
+        guard let parsed = nfs_parse_url_incomplete(nfs, "nfs://127.0.0.1/?" + query) else { return false }
+        nfs_destroy_url(parsed)
+        return true
     }
 
-    /// Like ``parseURLDirectory(_:_:)`` but splits off the last component as the file.
-    static func parseURLFull(_ nfs: Context, _ url: String) -> (server: String, path: String, file: String)? {
-        guard let parsed = nfs_parse_url_full(nfs, url) else { return nil }
-        defer { nfs_destroy_url(parsed) }
-        guard let server = parsed.pointee.server, let path = parsed.pointee.path,
-              let file = parsed.pointee.file else { return nil }
-        return (String(cString: server), String(cString: path), String(cString: file))
+    static func mount(_ nfs: Context, server: String, export: FilePath) -> Int32 {
+        export.withPlatformString { nfs_mount(nfs, server, $0) }
     }
-
-    static func mount(_ nfs: Context, server: String, export: String) -> Int32 { nfs_mount(nfs, server, export) }
     static func umount(_ nfs: Context) -> Int32 { nfs_umount(nfs) }
     static func readMax(_ nfs: Context) -> UInt64 { swiftnfs_get_readmax(nfs) }
     static func writeMax(_ nfs: Context) -> UInt64 { swiftnfs_get_writemax(nfs) }
@@ -76,14 +71,22 @@ internal enum Syscalls {
     static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
     static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }
 
-    static func stat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_stat64(nfs, path, &st) }
-    static func lstat(_ nfs: Context, _ path: String, _ st: inout nfs_stat_64) -> Int32 { nfs_lstat64(nfs, path, &st) }
+    static func stat(_ nfs: Context, _ path: FilePath, _ st: inout nfs_stat_64) -> Int32 {
+        path.withPlatformString { nfs_stat64(nfs, $0, &st) }
+    }
+    static func lstat(_ nfs: Context, _ path: FilePath, _ st: inout nfs_stat_64) -> Int32 {
+        path.withPlatformString { nfs_lstat64(nfs, $0, &st) }
+    }
     static func fstat(_ nfs: Context, _ fh: FileHandle, _ st: inout nfs_stat_64) -> Int32 { nfs_fstat64(nfs, fh, &st) }
-    static func statvfs(_ nfs: Context, _ path: String, _ st: inout nfs_statvfs_64) -> Int32 { nfs_statvfs64(nfs, path, &st) }
-    static func access(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_access(nfs, path, mode) }
+    static func statvfs(_ nfs: Context, _ path: FilePath, _ st: inout nfs_statvfs_64) -> Int32 {
+        path.withPlatformString { nfs_statvfs64(nfs, $0, &st) }
+    }
+    static func access(_ nfs: Context, _ path: FilePath, _ mode: Int32) -> Int32 {
+        path.withPlatformString { nfs_access(nfs, $0, mode) }
+    }
 
-    static func open(_ nfs: Context, _ path: String, flags: Int32, mode: Int32, _ fh: inout FileHandle?) -> Int32 {
-        swiftnfs_open(nfs, path, flags, mode, &fh)
+    static func open(_ nfs: Context, _ path: FilePath, flags: Int32, mode: Int32, _ fh: inout FileHandle?) -> Int32 {
+        path.withPlatformString { swiftnfs_open(nfs, $0, flags, mode, &fh) }
     }
     static func close(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_close(nfs, fh) }
     static func pread(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Int32 {
@@ -94,40 +97,51 @@ internal enum Syscalls {
     }
     static func fsync(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_fsync(nfs, fh) }
     static func ftruncate(_ nfs: Context, _ fh: FileHandle, _ length: UInt64) -> Int32 { nfs_ftruncate(nfs, fh, length) }
-    static func truncate(_ nfs: Context, _ path: String, _ length: UInt64) -> Int32 { nfs_truncate(nfs, path, length) }
-
-    static func mkdir(_ nfs: Context, _ path: String, mode: Int32) -> Int32 { nfs_mkdir2(nfs, path, mode) }
-    static func rmdir(_ nfs: Context, _ path: String) -> Int32 { nfs_rmdir(nfs, path) }
-    static func unlink(_ nfs: Context, _ path: String) -> Int32 { nfs_unlink(nfs, path) }
-    static func rename(_ nfs: Context, _ from: String, _ to: String) -> Int32 { nfs_rename(nfs, from, to) }
-    static func link(_ nfs: Context, _ from: String, _ to: String) -> Int32 { nfs_link(nfs, from, to) }
-    static func symlink(_ nfs: Context, target: String, at path: String) -> Int32 { nfs_symlink(nfs, target, path) }
-    static func readlink(_ nfs: Context, _ path: String, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int32) -> Int32 {
-        nfs_readlink(nfs, path, buffer, size)
+    static func truncate(_ nfs: Context, _ path: FilePath, _ length: UInt64) -> Int32 {
+        path.withPlatformString { nfs_truncate(nfs, $0, length) }
     }
-    static func chmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_chmod(nfs, path, mode) }
-    static func lchmod(_ nfs: Context, _ path: String, _ mode: Int32) -> Int32 { nfs_lchmod(nfs, path, mode) }
+
+    static func mkdir(_ nfs: Context, _ path: FilePath, mode: Int32) -> Int32 { path.withPlatformString { nfs_mkdir2(nfs, $0, mode) } }
+    static func rmdir(_ nfs: Context, _ path: FilePath) -> Int32 { path.withPlatformString { nfs_rmdir(nfs, $0) } }
+    static func unlink(_ nfs: Context, _ path: FilePath) -> Int32 { path.withPlatformString { nfs_unlink(nfs, $0) } }
+    static func rename(_ nfs: Context, _ from: FilePath, _ to: FilePath) -> Int32 {
+        from.withPlatformString { f in to.withPlatformString { nfs_rename(nfs, f, $0) } }
+    }
+    static func link(_ nfs: Context, _ from: FilePath, _ to: FilePath) -> Int32 {
+        from.withPlatformString { f in to.withPlatformString { nfs_link(nfs, f, $0) } }
+    }
+    static func symlink(_ nfs: Context, target: FilePath, at path: FilePath) -> Int32 {
+        target.withPlatformString { t in path.withPlatformString { nfs_symlink(nfs, t, $0) } }
+    }
+    static func readlink(_ nfs: Context, _ path: FilePath, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int32) -> Int32 {
+        path.withPlatformString { nfs_readlink(nfs, $0, buffer, size) }
+    }
+    static func chmod(_ nfs: Context, _ path: FilePath, _ mode: Int32) -> Int32 { path.withPlatformString { nfs_chmod(nfs, $0, mode) } }
     static func fchmod(_ nfs: Context, _ fh: FileHandle, _ mode: Int32) -> Int32 { nfs_fchmod(nfs, fh, mode) }
     static func fchown(_ nfs: Context, _ fh: FileHandle, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_fchown(nfs, fh, uid, gid) }
-    static func chown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_chown(nfs, path, uid, gid) }
-    static func lchown(_ nfs: Context, _ path: String, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_lchown(nfs, path, uid, gid) }
-    static func utimes(_ nfs: Context, _ path: String, atime: (Int64, Int64), mtime: (Int64, Int64)) -> Int32 {
-        swiftnfs_utimes(nfs, path, atime.0, atime.1, mtime.0, mtime.1)
+    static func chown(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32) -> Int32 {
+        path.withPlatformString { nfs_chown(nfs, $0, uid, gid) }
+    }
+    static func lchown(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32) -> Int32 {
+        path.withPlatformString { nfs_lchown(nfs, $0, uid, gid) }
+    }
+    static func utimes(_ nfs: Context, _ path: FilePath, atime: (Int64, Int64), mtime: (Int64, Int64)) -> Int32 {
+        path.withPlatformString { swiftnfs_utimes(nfs, $0, atime.0, atime.1, mtime.0, mtime.1) }
     }
 
     /// Opens, reads and closes a directory in one go, so that the directory
     /// handle cannot outlive this call on any path. Returns the negative errno
     /// of `nfs_opendir` on failure.
-    static func readDirectory(_ nfs: Context, _ path: String) -> Result<[NFSDirectoryEntry], LibNFSStatus> {
+    static func readDirectory(_ nfs: Context, _ path: FilePath) -> Result<[NFSDirectoryEntry], LibNFSStatus> {
         var dir: OpaquePointer?
-        let rc = nfs_opendir(nfs, path, &dir)
+        let rc = path.withPlatformString { nfs_opendir(nfs, $0, &dir) }
         guard rc >= 0, let dir else { return .failure(LibNFSStatus(rc < 0 ? rc : -EIO)) }
         defer { nfs_closedir(nfs, dir) }
         var entries: [NFSDirectoryEntry] = []
         while let entry = nfs_readdir(nfs, dir) {
             let e = entry.pointee
-            let name = String(cString: e.name)
-            if name == "." || name == ".." { continue }
+            // Names are bytes: a component keeps them exactly, whatever their encoding.
+            guard let name = FilePath.Component(platformString: e.name), name.kind == .regular else { continue }
             entries.append(NFSDirectoryEntry(name: name, stat: NFSStat(
                 device: e.dev, inode: e.inode, mode: e.mode | fileTypeBits(nfsType: e.type),
                 nlink: UInt64(e.nlink), uid: e.uid, gid: e.gid, rdev: e.rdev, size: e.size,
