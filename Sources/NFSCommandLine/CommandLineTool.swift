@@ -26,6 +26,25 @@ public enum CommandLineTool {
         }
     }
 
+    /// The bytes of the command-line arguments that ArgumentParser decoded as `decoded`, in order.
+    ///
+    /// ArgumentParser hands over `String`s, in which bytes that are not UTF-8
+    /// are already replaced; file names need the original bytes. Each decoded
+    /// value is matched to the next argument of the process that decodes to it.
+    public static func argumentBytes(_ decoded: [String]) -> [[UInt8]] {
+        let raw = (1..<Int(CommandLine.argc)).compactMap { i in
+            CommandLine.unsafeArgv[i].map { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } }
+        }
+        var next = 0
+        return decoded.map { text in
+            while next < raw.count {
+                defer { next += 1 }
+                if String(decoding: raw[next], as: UTF8.self) == text { return raw[next] }
+            }
+            return Array(text.utf8)
+        }
+    }
+
     public static func printError(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }

@@ -84,6 +84,13 @@ public final class Copier: Sendable {
     private let log: @Sendable (String) -> Void
     private let tally = Mutex(Tally())
     private let umask: Int
+    /// Destination directories already searched for stale temporaries, by displayed path.
+    private let swept = Mutex<Set<String>>([])
+
+    /// The temporary names nfs-cp writes under, and the age after which one is
+    /// taken to be left by a run that could not remove it (a vanished server).
+    static let temporaryPrefix = ".nfs-cp-", temporarySuffix = ".part"
+    static let staleTemporaryAge: Int64 = 86_400
 
     /// `log` receives one line per problem as it happens, and per file with `verbose`.
     public init(options: CopyOptions, progress: ProgressLine, log: @escaping @Sendable (String) -> Void) {
@@ -329,7 +336,9 @@ public final class Copier: Sendable {
         let reader = try sourceFS.openRead(item.sourcePath)
         defer { try? reader.close() }
         let writePath = options.inplace ? item.destinationPath
-            : item.destinationPath.removingLastComponent().appending(".nfs-cp-\(UInt64.random(in: 0...UInt64.max).hex).part")
+            : item.destinationPath.removingLastComponent()
+                .appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        if !options.inplace { sweepStaleTemporaries(in: item.destinationPath.removingLastComponent(), of: targetFS) }
         let writer: any FileWriter
         do {
             writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
@@ -368,6 +377,20 @@ public final class Copier: Sendable {
         try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
         if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
         finished = true
+    }
+
+    /// Removes this tool's temporaries over a day old from `directory`, once
+    /// per directory and run; a failure here is no reason to fail the copy.
+    private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) {
+        guard swept.withLock({ $0.insert(fs.display(directory)).inserted }),
+              let names = try? fs.list(directory) else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        for name in names where name.string.hasPrefix(Self.temporaryPrefix) && name.string.hasSuffix(Self.temporarySuffix) {
+            let path = directory.appending(name)
+            guard let info = try? fs.info(path, followSymlinks: false), info.kind == .file,
+                  now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
+            if (try? fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
+        }
     }
 
     private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int,

@@ -2,6 +2,7 @@ import Crypto
 import Dispatch
 import Foundation
 import LibNFS
+import SystemPackage
 import Synchronization
 
 /// A check's outcome, ordered by severity, with the monitoring plugins' exit codes (Nagios/Icinga).
@@ -51,10 +52,11 @@ public struct CheckPlan: Sendable {
 
     /// A file to read, with what it must be.
     public struct Read: Sendable {
-        public var path: String
+        /// Relative to the URL's directory; bytes, so names that are not UTF-8 work.
+        public var path: FilePath
         public var expectedSize: UInt64?
         public var expectedSHA256: String?
-        public init(path: String, expectedSize: UInt64? = nil, expectedSHA256: String? = nil) {
+        public init(path: FilePath, expectedSize: UInt64? = nil, expectedSHA256: String? = nil) {
             self.path = path; self.expectedSize = expectedSize; self.expectedSHA256 = expectedSHA256
         }
     }
@@ -89,8 +91,13 @@ public enum HealthCheck {
         var steps = progress.state.withLock { $0.steps }
         if !finished {
             let current = progress.state.withLock { $0.current }
+            var detail = "no answer within the \(Format.duration(plan.deadline.inSeconds)) deadline"
+            if let leftover = progress.writeTestFile.withLock({ $0 }) {
+                detail += removeOnSecondConnection(leftover, plan: plan)
+                    ? "; its test file was removed" : "; its test file \(leftover.escapedDescription) could not be removed yet"
+            }
             steps.append(CheckStep(name: current, status: .critical, milliseconds: milliseconds(ContinuousClock.now - start),
-                                   detail: "no answer within the \(Format.duration(plan.deadline.inSeconds)) deadline", values: [:]))
+                                   detail: detail, values: [:]))
         }
         let status = steps.map(\.status).max() ?? .unknown
         return CheckReport(url: plan.url, round: round, status: status,
@@ -100,6 +107,43 @@ public enum HealthCheck {
     /// What the worker thread has done so far, for the deadline to report.
     private final class StepLog: Sendable {
         let state = Mutex<(steps: [CheckStep], current: String)>(([], "mount"))
+        /// The write test's file while it may exist, for a deadline to remove.
+        let writeTestFile = Mutex<FilePath?>(nil)
+    }
+
+    /// How long a deadline that cut the write test short may add to remove its file.
+    static let cleanupBudget: Duration = .seconds(2)
+    /// Write-test files older than this are left by runs that could not clean up, and removed.
+    static let staleAge: Int64 = 86_400
+
+    /// The worker still holds the first context, stuck in a call: a second
+    /// mount removes the write test's file, within ``cleanupBudget``.
+    private static func removeOnSecondConnection(_ file: FilePath, plan: CheckPlan) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let removed = Mutex(false)
+        Thread.detachNewThread {
+            if let nfs = try? NFSContext(url: plan.url, options: NFSOptions(timeout: cleanupBudget)) {
+                let gone = (try? nfs.unlink(file)) != nil || (try? nfs.exists(file)) == false
+                removed.withLock { $0 = gone }
+                try? nfs.close()
+            }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + cleanupBudget.inSeconds + 0.5)
+        return removed.withLock { $0 }
+    }
+
+    /// Removes `.nfs-check-*` files in the root that are over a day old: a
+    /// run whose server vanished mid-test could not remove its own.
+    private static func removeStaleTestFiles(_ nfs: NFSContext) throws -> Int {
+        let now = Int64(Date().timeIntervalSince1970)
+        var removed = 0
+        for entry in try nfs.scandir("/") where entry.name.string.hasPrefix(".nfs-check-") && entry.stat.isFile
+            && now - entry.stat.modificationTime.seconds > staleAge {
+            try nfs.unlink(FilePath(root: "/", [entry.name]))
+            removed += 1
+        }
+        return removed
     }
 
     private static func runSteps(_ plan: CheckPlan, progress: StepLog) {
@@ -159,8 +203,8 @@ public enum HealthCheck {
         }
 
         for read in plan.reads {
-            let path = read.path.hasPrefix("/") ? read.path : "/" + read.path
-            step("read \(read.path)") {
+            let path = FilePath(root: "/", read.path.components)
+            step("read \(read.path.escapedDescription)") {
                 let start = ContinuousClock.now
                 var hasher = SHA256()
                 var size: UInt64 = 0
@@ -192,9 +236,12 @@ public enum HealthCheck {
 
         if plan.writeTest {
             step("write-test") {
-                let name = "/.nfs-check-\(UInt64.random(in: 0...UInt64.max).hex)"
+                let stale = try removeStaleTestFiles(nfs)
+                let name = FilePath("/.nfs-check-\(UInt64.random(in: 0...UInt64.max).hex)")
                 let pattern = (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
                 var created = false
+                // Set before the create: a deadline during the create may leave the file behind too.
+                progress.writeTestFile.withLock { $0 = name }
                 do {
                     try nfs.withFile(name, mode: "x", permissions: 0o600) { file in
                         created = true
@@ -203,14 +250,17 @@ public enum HealthCheck {
                     }
                     let back = try nfs.withFile(name) { try $0.readAll() }
                     guard back == pattern else {
-                        throw FileOperationError(operation: "verify", path: name, reason: "read back different bytes")
+                        throw FileOperationError(operation: "verify", path: name.escapedDescription, reason: "read back different bytes")
                     }
                 } catch {
                     if created { try? nfs.unlink(name) }
                     throw error
                 }
                 try nfs.unlink(name)
-                return ("\(Format.bytes(UInt64(pattern.count))) written, synced, read back and removed", [:], .ok)
+                progress.writeTestFile.withLock { $0 = nil }
+                return ("\(Format.bytes(UInt64(pattern.count))) written, synced, read back and removed"
+                            + (stale > 0 ? "; \(stale) stale test file\(stale == 1 ? "" : "s") over a day old removed" : ""),
+                        [:], .ok)
             }
         }
     }

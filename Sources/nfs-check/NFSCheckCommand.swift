@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LibNFS
 import NFSCommandLine
+import SystemPackage
 
 @main
 struct NFSCheckCommand: ParsableCommand {
@@ -10,10 +11,11 @@ struct NFSCheckCommand: ParsableCommand {
         abstract: "Check that an NFS share mounts, lists, reads and writes, fast enough and within a deadline.",
         usage: "nfs-check URL [options]",
         discussion: """
-        Mounts the share the URL names (nfs://server/export/dir?nfsport=P&mountport=M&version=3&uid=U) without a kernel
-        mount, then runs and times, in order: mount, statvfs (--min-free), a listing of the URL's directory, each --read,
-        and --write-test. The whole run ends within --timeout: an unreachable host, a closed port or a server that stops
-        answering ends in CRITICAL naming the step, never a hang.
+        Mounts the share the URL names (nfs://server/export/dir?nfsport=P&mountport=M&version=3&uid=U) without a kernel mount, then runs and times, in order: mount, statvfs (--min-free), a listing of the URL's directory, each --read, and --write-test. The whole run ends within --timeout: an unreachable host, a closed port or a server that stops answering ends in CRITICAL naming the step, never a hang.
+
+        URLs take the arguments nfs-cp --help lists, and %XX for any byte of a name; anything else is UNKNOWN (exit 3). --read paths are taken byte for byte.
+
+        --write-test writes .nfs-check-<random> in the URL's directory and removes it. When the deadline cuts the test short, a second connection removes the file (taking up to 2 seconds more); a file that even that could not remove (the server vanished) is removed by a later --write-test run once it is over a day old.
 
         Examples:
           nfs-check "nfs://filer/export/data?version=3"
@@ -42,7 +44,7 @@ struct NFSCheckCommand: ParsableCommand {
     @Option(name: .customLong("expect-sha256"), help: "Expected SHA-256 (hex) of a --read file: HEX for the only one, or PATH=HEX.")
     var expectHashes: [String] = []
 
-    @Flag(name: .customLong("write-test"), help: "Create a uniquely named file, write a pattern, fsync, read it back, compare, and remove it.")
+    @Flag(name: .customLong("write-test"), help: "Create a uniquely named file, write a pattern, fsync, read it back, compare, and remove it (see below).")
     var writeTest = false
 
     @Option(name: .customLong("warn-ms"), help: "WARNING when any step takes longer than this many milliseconds.")
@@ -89,7 +91,7 @@ struct NFSCheckCommand: ParsableCommand {
         plan.warnMilliseconds = warnMilliseconds
         plan.criticalMilliseconds = criticalMilliseconds
         if let minFree { plan.minimumFree = try CheckArguments.freeSpace(minFree) }
-        plan.reads = reads.map { CheckPlan.Read(path: $0) }
+        plan.reads = CommandLineTool.argumentBytes(reads).map { CheckPlan.Read(path: FilePath(platformString: $0.map(CChar.init(bitPattern:)) + [0])) }
         for (index, size) in try CheckArguments.perFile(expectSizes, reads: reads, option: "--expect-size") {
             guard let n = UInt64(size) else { throw ValidationError("--expect-size takes a number of bytes, not \"\(size)\"") }
             plan.reads[index].expectedSize = n

@@ -10,21 +10,20 @@ struct NFSCopyCommand: ParsableCommand {
         abstract: "Copy files and directory trees between local paths and NFS shares, without a kernel mount.",
         usage: "nfs-cp [options] SOURCE... DESTINATION",
         discussion: """
-        Each operand is a local path or an nfs:// URL (nfs://server/export/path?nfsport=P&mountport=M&version=3&uid=U),
-        so local→NFS, NFS→local, NFS→NFS and local→local all work. One source goes to a file or into a directory;
-        several sources go into a directory, as with cp.
+        Each operand is a local path or an nfs:// URL, so local to NFS, NFS to local, NFS to NFS and local to local all work. One source goes to a file or into a directory; several sources go into a directory, as with cp.
 
-        Every file is written under a temporary name beside its destination and renamed over it only once all of it
-        is written and committed: an error, Ctrl-C or SIGTERM leaves an existing destination as it was and no partial
-        file behind (--inplace turns this off). A second Ctrl-C exits at once, even on a stalled server.
+        URLs: nfs://server/export/path?nfsport=P&mountport=M&version=3&uid=U. The server may be an IPv6 address in brackets (nfs://[::1]/export). Write any byte of a name as %XX (caf%E9.txt) and a literal % as %25. Arguments: version, nfsport, mountport, uid, gid, autoreconnect, dircache, readdir-buffer, tcp-syncnt, debug, if; readahead and pagecache with libnfs 4-5; timeo, retrans, rsize and wsize with libnfs 6 and later. Anything else is a usage error.
+
+        Names are copied byte for byte, in every direction, whether or not they are UTF-8; messages show bytes that are not UTF-8 as \\xNN.
+
+        Every file is written under a temporary name (.nfs-cp-*.part) beside its destination and renamed over it only once all of it is written and committed: an error, Ctrl-C or SIGTERM leaves an existing destination as it was and no partial file behind (--inplace turns this off). A second Ctrl-C exits at once, even on a stalled server. A temporary that a run could not remove (the server vanished) is removed by a later run that writes into the same directory, once it is over a day old.
 
         Examples:
           nfs-cp big.iso "nfs://filer/export/isos/?version=3"
           nfs-cp "nfs://filer/export/logs/app.log" ./app.log --verify
           nfs-cp -r -p -j 4 ./site "nfs://filer/export/www/"
 
-        Exit status: 0 every file copied; 1 one or more files failed (each named on standard error);
-        2 usage error; 128+N killed by signal N (130 for Ctrl-C).
+        Exit status: 0 every file copied; 1 one or more files failed, each named on standard error (and in --json); 2 usage error; 128+N killed by signal N (130 for Ctrl-C).
         """,
         version: "0.1.0, on \(NFSLibrary.description)"
     )
@@ -74,8 +73,8 @@ struct NFSCopyCommand: ParsableCommand {
         guard timeout > 0 && timeout <= 86_400 else {
             throw ValidationError("--timeout takes a number of seconds from 1 to 86400 (fractions are rounded up)")
         }
-        for operand in operands {
-            do { _ = try Operand(operand) } catch { throw ValidationError("\(error)") }
+        for operand in CommandLineTool.argumentBytes(operands) {
+            do { _ = try Operand(bytes: operand) } catch { throw ValidationError("\(error)") }
         }
     }
 
@@ -97,7 +96,7 @@ struct NFSCopyCommand: ParsableCommand {
         let copier = Copier(options: options, progress: progressLine) { line in
             progressLine.pauseWhile { CommandLineTool.printError("nfs-cp: \(line)") }
         }
-        let parsed = try operands.map(Operand.init)
+        let parsed = try CommandLineTool.argumentBytes(operands).map(Operand.init(bytes:))
         let summary: CopySummary
         do {
             summary = try copier.run(sources: Array(parsed.dropLast()), destination: parsed.last!, verbose: verbose)
