@@ -64,7 +64,7 @@ let package = Package(
         // These run the built executables; depending on them makes `swift test` build them.
         .testTarget(
             name: "NFSCopyTests",
-            dependencies: ["nfs-cp", "LibNFS", "NFSTestSupport"]
+            dependencies: ["nfs-cp", "LibNFS", "NFSCommandLine", "NFSTestSupport"]
         ),
         .testTarget(
             name: "NFSCheckTests",

@@ -27,6 +27,13 @@ import Darwin
 /// and threads, but their calls run one at a time. For parallel throughput,
 /// mount several contexts (one per worker).
 ///
+/// ## Lost connections
+/// libnfs reconnects by itself when a connection breaks (a server restart),
+/// and requeues the calls in flight. When a call fails because the connection
+/// broke and could not be restored (within ``NFSOptions/timeout``, or at all
+/// with auto-reconnect off), the context counts as lost: later calls fail at once with `ECONNRESET` instead of each waiting a
+/// whole timeout, and ``close()`` skips the unmount RPC. Mount again to go on.
+///
 /// ## Lifetime
 /// Each ``NFSFileHandle`` keeps its context alive. ``close()`` closes the
 /// handles still open, unmounts and releases libnfs's context; after it, every
@@ -57,6 +64,9 @@ public final class NFSContext: Sendable {
     /// `state.withLock`, so no two threads use the context at once.
     struct State: @unchecked Sendable {
         var nfs: OpaquePointer?
+        /// Set when a call failed on a broken connection that libnfs could not restore:
+        /// later calls fail at once instead of each waiting a timeout.
+        var lost = false
         var handles: [ObjectIdentifier: WeakFileHandle] = [:]
     }
 
@@ -83,7 +93,7 @@ public final class NFSContext: Sendable {
         do {
             try Self.apply(parsed, options, to: nfs)
             let start = ContinuousClock.now
-            let rc = Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath)
+            let rc = BrokenPipeShield.run { Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath) }
             if rc < 0 {
                 throw Self.mountError(rc, nfs: nfs, url: parsed, elapsed: .now - start, timeout: options.effectiveTimeout)
             }
@@ -125,12 +135,28 @@ public final class NFSContext: Sendable {
         let umountError: NFSError? = state.withLock { state in
             guard let nfs = state.nfs else { return nil }
             defer { Syscalls.destroyContext(nfs); state.nfs = nil }
-            let rc = VersionQuirks.umountResult(Syscalls.umount(nfs))
+            // UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout.
+            if state.lost { return nil }
+            let rc = VersionQuirks.umountResult(BrokenPipeShield.run { Syscalls.umount(nfs) })
             guard rc < 0 else { return nil }
             return NFSError.fromLibNFS(result: rc, operation: "umount", path: nil, url: url, message: Syscalls.errorText(nfs))
         }
         if let firstError { throw firstError }
         if let umountError { throw umountError }
+    }
+
+    /// An identifier of the connection to the server's NFS port, which changes
+    /// whenever libnfs reconnects (a server restart, a cut connection); nil
+    /// once closed.
+    ///
+    /// NFSv3 writes stay unstable until a COMMIT, and a server that restarts
+    /// in between may lose them while the COMMIT succeeds; libnfs does not
+    /// compare the write verifiers that would reveal it (checked in its 5.0.3
+    /// source). Comparing this value from before the first write with its
+    /// value after the COMMIT tells whether that can have happened: nfs-cp
+    /// writes the file again when it has.
+    public var connectionIdentity: UInt64? {
+        state.withLock { state in state.nfs.flatMap(Syscalls.connectionIdentity) }
     }
 
     /// True once ``close()`` has run.
@@ -149,12 +175,21 @@ public final class NFSContext: Sendable {
     func callResult<T>(_ operation: String, path: FilePath?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
         try state.withLock { state in
             guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
+            if state.lost {
+                throw NFSError(code: .connectionReset, operation: operation, path: path,
+                               detail: "the connection was lost earlier and could not be restored; mount again")
+            }
             let start = ContinuousClock.now
-            switch body(nfs) {
+            switch BrokenPipeShield.run({ body(nfs) }) {
             case .success(let value): return value
             case .failure(let status):
-                throw NFSError.fromLibNFS(result: status.rc, operation: operation, path: path, message: Syscalls.errorText(nfs),
-                                          elapsed: .now - start, timeout: options.effectiveTimeout)
+                let elapsed = ContinuousClock.now - start
+                let error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
+                                                message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: options.effectiveTimeout)
+                // libnfs reconnects inside a call (a restart goes unnoticed); a call that still
+                // fails on the connection means it could not, so the next would only wait again.
+                if error.code == .connectionReset { state.lost = true }
+                throw error
             }
         }
     }
@@ -210,7 +245,7 @@ public final class NFSContext: Sendable {
     private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, elapsed: Duration, timeout: Duration?) -> NFSError {
         var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: nil, url: url.description,
                                         message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: timeout)
-        guard error.code == .ioError || error.code == .connectionRefused else { return error }
+        guard [.ioError, .connectionRefused, .connectionReset].contains(error.code) else { return error }
         let port = url.argument("mountport").flatMap { UInt16($0) } ?? 111
         if let connectErrno = Reachability.connectError(host: url.host, port: port, timeoutMilliseconds: 2000) {
             error.code = connectErrno

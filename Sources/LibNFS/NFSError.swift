@@ -80,6 +80,8 @@ extension NFSError {
         var error = NFSError(code: code, operation: operation, path: path, url: url, libnfsMessage: message)
         if code == .timedOut, let timeout {
             error.detail = "no reply within the \(timeout.components.seconds) s timeout"
+        } else if code == .connectionReset, let timeout, let elapsed, elapsed >= timeout {
+            error.detail = "not restored within the \(timeout.components.seconds) s timeout"
         }
         return error
     }

@@ -319,7 +319,21 @@ public final class Copier: Sendable {
                 throw FileOperationError(operation: "overwrite", path: targetFS.display(item.destinationPath),
                                          reason: "Is a directory")
             }
-            try copyFile(item, from: sourceFS, to: targetFS, existing: existing, mounters: mounters)
+            var attempt = 1
+            while true {
+                do {
+                    try copyFile(item, from: sourceFS, to: targetFS, existing: existing, mounters: mounters)
+                    break
+                } catch is Reconnected where attempt < Self.attempts {
+                    log("the connection to the server was re-established while \(targetFS.display(item.destinationPath)) "
+                        + "was written, so writes may have been lost; copying it again (attempt \(attempt + 1) of \(Self.attempts))")
+                } catch is Reconnected {
+                    throw FileOperationError(operation: "write", path: targetFS.display(item.destinationPath),
+                                             reason: "the connection to the server was re-established during each of "
+                                                 + "\(Self.attempts) attempts, so writes may have been lost")
+                }
+                attempt += 1
+            }
             tally.withLock { $0.files += 1 }
             progress.fileFinished()
             if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath))") }
@@ -327,6 +341,15 @@ public final class Copier: Sendable {
             fail(shown, error)
         }
     }
+
+    /// A file is written again after a reconnect during it, this many times in all. (A call
+    /// that fails on a lost connection is not retried: libnfs has already tried to reconnect
+    /// for as long as the timeout allowed.)
+    static let attempts = 3
+
+    /// The NFS connection a file was written over changed before its COMMIT:
+    /// a restarted server may have dropped unstable writes without a word.
+    private struct Reconnected: Error {}
 
     private func copyFile(_ item: Item, from sourceFS: any CopyFileSystem, to targetFS: any CopyFileSystem,
                           existing: FileInfo?, mounters: Mounters) throws {
@@ -357,7 +380,6 @@ public final class Copier: Sendable {
             if !closed { try? writer.close() }
             if !finished && !options.inplace { try? targetFS.remove(writePath) }
         }
-        let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
         var extraWriters: [any FileWriter] = []
         defer { for extra in extraWriters { try? extra.close() } }
         if item.info.size >= Self.stripingThreshold {
@@ -365,6 +387,23 @@ public final class Copier: Sendable {
                 extraWriters.append(try stream.resolve(item.destination).fileSystem.openWrite(writePath))
             }
         }
+        // Errors name the destination: the temporary name means nothing to the user.
+        do {
+            try writeFile(item, reader: reader, writer: writer, closed: &closed, extraWriters: &extraWriters,
+                          writePath: writePath, sourceFS: sourceFS, targetFS: targetFS, permissions: permissions)
+        } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
+            error.path = targetFS.display(item.destinationPath)
+            throw error
+        }
+        if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
+        finished = true
+    }
+
+    private func writeFile(_ item: Item, reader: any FileReader, writer: any FileWriter, closed: inout Bool,
+                           extraWriters: inout [any FileWriter], writePath: FilePath,
+                           sourceFS: any CopyFileSystem, targetFS: any CopyFileSystem, permissions: Int) throws {
+        let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
+        let connections = ([writer] + extraWriters).map(\.connectionIdentity)
         let digest = try transfer(from: reader, to: [writer] + extraWriters, size: item.info.size, chunkSize: chunk,
                                   sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
         let extras = extraWriters
@@ -372,11 +411,11 @@ public final class Copier: Sendable {
         for extra in extras { try extra.close() }
         // One COMMIT covers the whole file, whichever stream wrote each part.
         try writer.sync()
+        // The extra writers are closed (their data is flushed); their contexts still say whether they reconnected.
+        guard ([writer] + extras).map(\.connectionIdentity) == connections else { throw Reconnected() }
         closed = true
         try writer.close()
         try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
-        if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
-        finished = true
     }
 
     /// Removes this tool's temporaries over a day old from `directory`, once

@@ -27,6 +27,8 @@ public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws
     /// Sends everything to stable storage.
     func sync() throws
+    /// Which connection the writes go over (NFS); it changes when the client reconnects. nil for local files.
+    var connectionIdentity: UInt64? { get }
     func close() throws
 }
 

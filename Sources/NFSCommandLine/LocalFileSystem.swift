@@ -10,6 +10,8 @@ import Darwin
 /// `cannot open nfs://h/x/y: No such file or directory`.
 public struct FileOperationError: Error, CustomStringConvertible {
     public var operation: String
+    /// The errno behind it, when there is one (a lost connection is `ECONNRESET`).
+    public var code: Errno?
     /// The path or URL as shown to the user.
     public var path: String
     public var reason: String
@@ -21,11 +23,13 @@ public struct FileOperationError: Error, CustomStringConvertible {
     }
     init(code: Errno, operation: String, path: FilePath) {
         self.init(operation: operation, path: path.escapedDescription, reason: code.description)
+        self.code = code
     }
     /// Rewords an ``NFSError`` with its path shown as `displayPath` (a full URL),
     /// keeping this package's explanation in the reason and libnfs's text as ``detail``.
     public init(_ error: NFSError, displayPath: String) {
         self.init(operation: error.operation, path: displayPath, reason: error.explanation, detail: error.libnfsMessage)
+        self.code = error.code
     }
     /// `cannot read nfs://h/x/big: Lost the connection to the server (libnfs: …)`.
     public var description: String {
@@ -157,6 +161,7 @@ struct LocalFile: FileReader, FileWriter {
     /// and an fsync of every file would make local copies several times slower.
     /// NFS destinations are committed (see ``NFSWriter``): the server may hold unstable writes.
     func sync() throws {}
+    var connectionIdentity: UInt64? { nil }
     func close() throws {
         do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }
     }

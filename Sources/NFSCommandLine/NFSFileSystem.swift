@@ -91,5 +91,6 @@ struct NFSWriter: FileWriter {
         try fileSystem.translate(file.name) { try file.pwrite(raw: buffer, offset: offset) }
     }
     func sync() throws { try fileSystem.translate(file.name) { try file.fsync() } }
+    var connectionIdentity: UInt64? { file.context.connectionIdentity }
     func close() throws { try fileSystem.translate(file.name) { try file.close() } }
 }

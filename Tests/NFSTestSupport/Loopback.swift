@@ -56,7 +56,7 @@ public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
     private let sockets = SocketRegistry()
-    private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int)>((false, false, nil, 0))
+    private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int, cutBudget: Int?)>((false, false, nil, 0, nil))
 
     /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
     /// come back from the server (for stalling a separate process mid-transfer).
@@ -65,10 +65,14 @@ public final class StallingProxy: Sendable {
     /// deep inside a large WRITE, the server stores a wrong byte and says OK.
     private let corruptOffset: Int?
 
-    public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil) throws {
+    /// With `cutAfter`, once that many bytes have gone through in either direction
+    /// (counted over all connections), every connection is cut and the port
+    /// closed, as a server that vanishes or a network that fails for good.
+    public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
+                cutAfter cutBudget: Int? = nil) throws {
         corruptOffset = corruptClientByte
         (listener, port) = try listenLoopback()
-        state.withLock { $0.budget = budget }
+        state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
         let listener = self.listener
         Thread.detachNewThread { [self] in
             // Descriptors are closed only by the threads that use them, once they are done:
@@ -100,7 +104,12 @@ public final class StallingProxy: Sendable {
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
                 if n <= 0 { Platform.shutdown(destination, Platform.shutdownWrite); return }
-                let stalled = state.withLock { s -> Bool in
+                let (stalled, cut) = state.withLock { s -> (Bool, Bool) in
+                    var cut = false
+                    if let left = s.cutBudget {
+                        s.cutBudget = left - n
+                        if left - n < 0 { s.cutBudget = nil; cut = true }
+                    }
                     if !counted {
                         if let corrupt = corruptOffset, corrupt >= s.fromClients, corrupt < s.fromClients + n {
                             buffer[corrupt - s.fromClients] ^= 0xFF
@@ -111,12 +120,13 @@ public final class StallingProxy: Sendable {
                         s.budget = budget - n
                         if budget - n < 0 { s.stalled = true }
                     }
-                    return s.stalled
+                    return (s.stalled, cut)
                 }
+                if cut { shutdownAll(); return }
                 if stalled { continue }
                 var sent = 0
                 while sent < n {
-                    let m = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + sent, n - sent) }
+                    let m = buffer.withUnsafeBytes { Platform.sendWithoutSignal(destination, $0.baseAddress! + sent, n - sent) }
                     if m <= 0 { return }
                     sent += m
                 }
@@ -187,16 +197,18 @@ public struct ProxiedServer: Sendable {
     /// `directory` with its ports pointing at the proxies, and auto-reconnect off.
     public let url: NFSURL
 
-    public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil) throws {
+    public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
+                cutAfter cutBudget: Int? = nil, autoreconnect: Bool = false) throws {
         guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
               let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
             throw SocketError(what: "the server URL names no ports: \(server.url)", code: 0)
         }
-        nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte)
+        nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte,
+                                cutAfter: cutBudget)
         mount = try StallingProxy(forwardingTo: mountPort)
         var url = directory
         let version = server.url.argument("version") ?? "3"
-        url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=\(version)&autoreconnect=0"
+        url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=\(version)" + (autoreconnect ? "" : "&autoreconnect=0")
         self.url = url
     }
 

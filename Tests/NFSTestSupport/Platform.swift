@@ -24,6 +24,18 @@ enum Platform {
         #endif
     }
     static let shutdownBoth = Int32(SHUT_RDWR)
+
+    /// `send` that returns EPIPE for a closed peer instead of raising SIGPIPE,
+    /// which would end the whole test process.
+    static func sendWithoutSignal(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+        send(fd, bytes, count, Int32(MSG_NOSIGNAL))
+        #else
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
+        return send(fd, bytes, count, 0)
+        #endif
+    }
 }
 
 /// What the local file system says about a path (`lstat`), as the tests' oracle.

@@ -111,3 +111,22 @@ extension NFSFileHandle {
         }
     }
 }
+
+/// `count` bytes fast enough for gigabytes in a debug build: one random MiB,
+/// repeated with each MiB's index written into its first eight bytes, so that
+/// a MiB written in the wrong place still shows.
+public func largeDistinctBytes(_ count: Int) -> [UInt8] {
+    let block = randomBytes(1 << 20)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(count)
+    var index: UInt64 = 0
+    while bytes.count < count {
+        var piece = block[..<min(block.count, count - bytes.count)]
+        withUnsafeBytes(of: index.littleEndian) { stamp in
+            for j in 0..<min(8, piece.count) { piece[piece.startIndex + j] = stamp[j] }
+        }
+        bytes += piece
+        index += 1
+    }
+    return bytes
+}

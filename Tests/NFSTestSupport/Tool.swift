@@ -88,3 +88,17 @@ public struct ToolTimedOut: Error, CustomStringConvertible {
     public let arguments: [String]
     public var description: String { "tool did not finish in time: \(arguments)" }
 }
+
+/// Runs a program with `posix_spawn` and `waitpid`, its output going to this
+/// process's standard error. For scripts that leave a daemon behind (the
+/// server restart), whose end Foundation's `Process` was seen not to notice.
+public func spawnAndWait(_ path: String, _ arguments: [String]) throws -> Int32 {
+    var pid: pid_t = 0
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+    guard rc == 0 else { throw SocketError(what: "posix_spawn \(path)", code: rc) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+}

@@ -74,7 +74,7 @@ public final class ZeroWriteProxy: Sendable {
     private func send(_ bytes: [UInt8], to destination: Int32) -> Bool {
         var sent = 0
         while sent < bytes.count {
-            let m = bytes.withUnsafeBytes { write(destination, $0.baseAddress! + sent, bytes.count - sent) }
+            let m = bytes.withUnsafeBytes { Platform.sendWithoutSignal(destination, $0.baseAddress! + sent, bytes.count - sent) }
             if m <= 0 { return false }
             sent += m
         }

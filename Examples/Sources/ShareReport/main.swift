@@ -20,7 +20,7 @@ do {
     defer { try? nfs.close() }
 
     // List the share with attributes.
-    for entry in try nfs.scandir("/").sorted(by: { $0.name < $1.name }) {
+    for entry in try nfs.scandir("/").sorted(by: { $0.name.string < $1.name.string }) {
         print("\(entry.stat.isDirectory ? "d" : "-") \(entry.stat.size)\t\(entry.name)")
     }
 

@@ -8,11 +8,48 @@ import Darwin
 /// macOS (Darwin), in one place, as swift-system keeps its own. Linux is
 /// tested; the Darwin branches are written for macOS but not run here.
 enum Platform {
+    /// The inode number of an open descriptor (for a socket: which socket it is).
+    static func inode(ofDescriptor fd: Int32) -> UInt64? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return UInt64(st.st_ino)
+    }
+
     static func closeDescriptor(_ fd: Int32) -> Int32 {
         #if canImport(Glibc)
         Glibc.close(fd)
         #else
         Darwin.close(fd)
         #endif
+    }
+}
+
+/// Keeps a broken connection from killing the process.
+///
+/// libnfs writes to its sockets without `MSG_NOSIGNAL`, so a write to a
+/// connection the server (or the network) has closed raises SIGPIPE, whose
+/// default action ends the process: seen with libnfs 4.0.0 when a connection
+/// is cut mid-transfer. SIGPIPE from a write is sent to the writing thread,
+/// so blocking it on that thread for the length of a libnfs call, then taking
+/// any SIGPIPE that call raised, leaves the process's signal handling as the
+/// application set it; libnfs then sees EPIPE and reports the lost connection.
+enum BrokenPipeShield {
+    static func run<T>(_ body: () throws -> T) rethrows -> T {
+        var pipe = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, &previous)
+        defer {
+            if sigismember(&previous, SIGPIPE) == 0 {
+                var pending = sigset_t()
+                if sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1 {
+                    var signal: Int32 = 0
+                    sigwait(&pipe, &signal)
+                }
+                pthread_sigmask(SIG_SETMASK, &previous, nil)
+            }
+        }
+        return try body()
     }
 }

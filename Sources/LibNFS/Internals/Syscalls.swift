@@ -67,6 +67,14 @@ internal enum Syscalls {
     static func readMax(_ nfs: Context) -> UInt64 { swiftnfs_get_readmax(nfs) }
     static func writeMax(_ nfs: Context) -> UInt64 { swiftnfs_get_writemax(nfs) }
 
+    /// The inode of the socket of the context's current connection, which changes
+    /// with every reconnect; nil when there is no connection.
+    static func connectionIdentity(_ nfs: Context) -> UInt64? {
+        let fd = nfs_get_fd(nfs)
+        guard fd >= 0 else { return nil }
+        return Platform.inode(ofDescriptor: fd)
+    }
+
     static var apiVersion: Int { Int(swiftnfs_api_version()) }
     static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
     static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }

@@ -23,8 +23,15 @@ enum VersionQuirks {
     ///   and an empty text ("mount_cb: "): after the whole timeout, that too
     ///   is a timeout (its sync API interrupts nothing else).
     /// - libnfs 6.0.2 with `retrans=0` ends a timed-out call with EINTR and an
-    ///   empty text; its sync API, too, interrupts nothing but a timed-out or
-    ///   cancelled call, so on API v2 EINTR is a timeout.
+    ///   empty text: on API v2 that is a timeout.
+    /// - A connection that breaks (the server closes it, the network cuts it)
+    ///   ends the call with EIO and "nfs_service failed" on every version; with
+    ///   auto-reconnect, libnfs 4.0.0 instead ends it with EINTR and the socket
+    ///   layer's text (such as "Incoming PDU exceeds limit", read from a stream
+    ///   it resumed mid-reply). Either, before the timeout, is a lost
+    ///   connection (ECONNRESET), not an "Interrupted system call". So is any
+    ///   call whose text is the socket layer's ("Socket failed with POLLHUP"),
+    ///   even after the whole timeout: libnfs spent it trying to reconnect.
     /// - libnfs 6.0.2's and 7.0.0's `nfs_open2` return -ERANGE whatever went
     ///   wrong, while the message keeps the cause: the server's status, as in
     ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`, or libnfs's own
@@ -41,17 +48,23 @@ enum VersionQuirks {
         if raw == 0 { raw = Errno.ioError.rawValue }
         let code = Errno(rawValue: raw)
         guard let message else { return code }
+        // The socket layer's own words: the connection broke, and libnfs's reconnects
+        // (if any) had not restored it when the call gave up.
+        if ["Socket failed", "POLLHUP", "POLLERR", "Incoming PDU exceeds limit"].contains(where: message.contains) {
+            return .connectionReset
+        }
         if code == .interrupted, message.contains("timed out") || message.contains("cancelled") {
             return .timedOut
         }
-        if code == .ioError, message == "nfs_service failed", let elapsed, let timeout, elapsed >= timeout {
+        let brokenService = code == .ioError && message == "nfs_service failed"
+        if brokenService || code == .interrupted, let elapsed, let timeout, elapsed >= timeout {
             return .timedOut
         }
-        if code == .interrupted, let elapsed, let timeout, elapsed >= timeout {
+        if code == .interrupted, Syscalls.apiVersion >= 2, message.isEmpty {
             return .timedOut
         }
-        if code == .interrupted, Syscalls.apiVersion >= 2 {
-            return .timedOut
+        if brokenService || code == .interrupted {
+            return .connectionReset
         }
         var cause = code
         if code == .outOfRange {
