@@ -68,7 +68,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NFSCheckTests",
-            dependencies: ["nfs-check", "LibNFS", "NFSTestSupport"]
+            dependencies: ["nfs-check", "LibNFS", "NFSTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -76,4 +76,21 @@ struct MountTests {
             #expect { _ = try server.mount(NFSOptions(version: .v4)) } throws: { ($0 as? NFSError)?.code == .protocolNotSupported }
         }
     }
+
+    @Test("an IPv6 address in brackets mounts over ::1, and reads and writes go through it")
+    func ipv6() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("v6")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", Array("over IPv6".utf8))
+        let proxied = try ProxiedServer(server, directory: server.url, ipv6: true)
+        defer { proxied.shutdown() }
+        #expect(proxied.url.server == "[::1]")
+        let nfs = try NFSContext(url: proxied.url.description)
+        defer { try? nfs.close() }
+        #expect(try nfs.withFile(scratch.path("f")) { try $0.readAll() } == Array("over IPv6".utf8))
+        try nfs.withFile(scratch.path("g"), mode: "w") { try $0.write("back") }
+        #expect(try scratch.readLocal("g") == Array("back".utf8))
+        #expect(proxied.nfs.bytesFromClients > 0, "the calls did not go through the ::1 proxy")
+    }
 }

@@ -160,4 +160,43 @@ struct CopyEdgeTests {
         #expect(!FileManager.default.fileExists(atPath: scratch.local("dst")))
         #expect(temporaries(in: scratch.local).isEmpty)
     }
+
+    @Test("-r names an unreadable file among others, copies the rest, exits 1, and --json counts add up to what was listed")
+    func unreadableAmongMany() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-unreadable")
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.local("src"), withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o777])
+        for name in ["a", "b", "c", "locked"] { try scratch.writeLocal("src/" + name, Array(name.utf8)) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: scratch.local("src/locked"))
+        // As uid 1000 the server refuses to read the file with mode 000.
+        let r = try nfsCp("-r", "--json", "--uid", "1000", "--gid", "1000", scratch.url("src").description, scratch.local("out"))
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("src/locked") && r.stderr.contains("Permission denied"), "\(r.stderr)")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let failures = object["failures"] as? [[String: Any]] ?? []
+        #expect(object["files"] as? Int == 3 && failures.count == 1, "\(r.stdout)")
+        #expect((failures.first?["path"] as? String)?.hasSuffix("src/locked") == true, "\(r.stdout)")
+        for name in ["a", "b", "c"] { #expect(try scratch.readLocal("out/" + name) == Array(name.utf8)) }
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("out/locked")))
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
+    @Test("a temporary over a day old in the destination directory is removed; a newer one is left alone")
+    func staleTemporaries() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-stale")
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
+        try scratch.writeLocal("src", [1, 2, 3])
+        try scratch.writeLocal("out/.nfs-cp-0123.part", [9])
+        try scratch.writeLocal("out/.nfs-cp-4567.part", [9])
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                              ofItemAtPath: scratch.local("out/.nfs-cp-0123.part"))
+        let r = try nfsCp(scratch.local("src"), scratch.url("out/dst").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains(".nfs-cp-0123.part") && r.stderr.contains("over a day old"), "\(r.stderr)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: scratch.local("out"))) == ["dst", ".nfs-cp-4567.part"])
+    }
 }

@@ -49,6 +49,27 @@ public func listenLoopback() throws -> (Int32, UInt16) {
     return (fd, UInt16(bigEndian: addr.sin_port))
 }
 
+/// A listening socket on ::1, the IPv6 loopback.
+public func listenLoopbackIPv6() throws -> (Int32, UInt16) {
+    let fd = socket(AF_INET6, Platform.streamSocket, 0)
+    guard fd >= 0 else { throw SocketError(what: "socket(AF_INET6)", code: errno) }
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in6()
+    addr.sin6_family = sa_family_t(AF_INET6)
+    addr.sin6_port = 0
+    addr.sin6_addr = in6addr_loopback
+    let bound = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+    }
+    guard bound == 0, listen(fd, 64) == 0 else { close(fd); throw SocketError(what: "bind/listen ::1", code: errno) }
+    var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return (fd, UInt16(bigEndian: addr.sin6_port))
+}
+
 /// A loopback TCP proxy in front of one port of the test server that can be
 /// told to stop forwarding: connections stay open but nothing comes back,
 /// like a server that stops answering in the middle of a transfer.
@@ -56,10 +77,12 @@ public final class StallingProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
     private let sockets = SocketRegistry()
-    private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int, cutBudget: Int?)>((false, false, nil, 0, nil))
+    private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int, cutBudget: Int?,
+                               connections: Int, stalledBelow: Int)>((false, false, nil, 0, nil, 0, 0))
 
-    /// With `stallAfter`, the proxy goes silent by itself once that many bytes have
-    /// come back from the server (for stalling a separate process mid-transfer).
+    /// With `stallAfter`, the connections open when that many bytes have come back
+    /// from the server go silent by themselves (for stalling a separate process
+    /// mid-transfer); connections made later still work, as a second client's would.
     /// With `corruptClientByte`, the byte at that offset of the clients' stream
     /// (counted over all connections) is inverted on its way to the server:
     /// deep inside a large WRITE, the server stores a wrong byte and says OK.
@@ -68,10 +91,11 @@ public final class StallingProxy: Sendable {
     /// With `cutAfter`, once that many bytes have gone through in either direction
     /// (counted over all connections), every connection is cut and the port
     /// closed, as a server that vanishes or a network that fails for good.
+    /// With `ipv6`, the proxy listens on ::1 (and still forwards to 127.0.0.1).
     public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
-                cutAfter cutBudget: Int? = nil) throws {
+                cutAfter cutBudget: Int? = nil, ipv6: Bool = false) throws {
         corruptOffset = corruptClientByte
-        (listener, port) = try listenLoopback()
+        (listener, port) = ipv6 ? try listenLoopbackIPv6() : try listenLoopback()
         state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
         let listener = self.listener
         Thread.detachNewThread { [self] in
@@ -82,11 +106,15 @@ public final class StallingProxy: Sendable {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
-                let keep = state.withLock { s -> Bool in !s.closed }
-                guard keep else { close(client); close(upstream); return }
+                let connection = state.withLock { s -> Int? in
+                    guard !s.closed else { return nil }
+                    s.connections += 1
+                    return s.connections
+                }
+                guard let connection else { close(client); close(upstream); return }
                 let pair = SocketPair(client, upstream, registry: sockets)
-                pump(from: client, to: upstream, counted: false, pair: pair)
-                pump(from: upstream, to: client, counted: true, pair: pair)
+                pump(from: client, to: upstream, counted: false, pair: pair, connection: connection)
+                pump(from: upstream, to: client, counted: true, pair: pair, connection: connection)
             }
         }
     }
@@ -97,7 +125,7 @@ public final class StallingProxy: Sendable {
     /// From now on, bytes in both directions are read and dropped.
     public func stall() { state.withLock { $0.stalled = true } }
 
-    private func pump(from source: Int32, to destination: Int32, counted: Bool, pair: SocketPair) {
+    private func pump(from source: Int32, to destination: Int32, counted: Bool, pair: SocketPair, connection: Int) {
         Thread.detachNewThread { [self] in
             defer { pair.oneDirectionDone() }
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -118,9 +146,9 @@ public final class StallingProxy: Sendable {
                     }
                     if counted, let budget = s.budget {
                         s.budget = budget - n
-                        if budget - n < 0 { s.stalled = true }
+                        if budget - n < 0 { s.budget = nil; s.stalledBelow = s.connections + 1 }
                     }
-                    return (s.stalled, cut)
+                    return (s.stalled || connection < s.stalledBelow, cut)
                 }
                 if cut { shutdownAll(); return }
                 if stalled { continue }
@@ -198,15 +226,16 @@ public struct ProxiedServer: Sendable {
     public let url: NFSURL
 
     public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
-                cutAfter cutBudget: Int? = nil, autoreconnect: Bool = false) throws {
+                cutAfter cutBudget: Int? = nil, autoreconnect: Bool = false, ipv6: Bool = false) throws {
         guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
               let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
             throw SocketError(what: "the server URL names no ports: \(server.url)", code: 0)
         }
         nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte,
-                                cutAfter: cutBudget)
-        mount = try StallingProxy(forwardingTo: mountPort)
+                                cutAfter: cutBudget, ipv6: ipv6)
+        mount = try StallingProxy(forwardingTo: mountPort, ipv6: ipv6)
         var url = directory
+        if ipv6 { url.server = "[::1]" }
         let version = server.url.argument("version") ?? "3"
         url.query = "nfsport=\(nfs.port)&mountport=\(mount.port)&version=\(version)" + (autoreconnect ? "" : "&autoreconnect=0")
         self.url = url
