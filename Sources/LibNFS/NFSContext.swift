@@ -151,13 +151,17 @@ public final class NFSContext: Sendable {
     ///
     /// NFSv3 writes stay unstable until a COMMIT, and a server that restarts
     /// in between may lose them while the COMMIT succeeds; libnfs does not
-    /// compare the write verifiers that would reveal it (checked in its 5.0.3
-    /// source). Comparing this value from before the first write with its
+    /// compare the write verifiers that would reveal it (checked in its 4.0.0
+    /// and 5.0.3 sources). Comparing this value from before the first write with its
     /// value after the COMMIT tells whether that can have happened: nfs-cp
     /// writes the file again when it has.
     public var connectionIdentity: UInt64? {
         state.withLock { state in state.nfs.flatMap(Syscalls.connectionIdentity) }
     }
+
+    /// True once a call has failed on a broken connection that libnfs could not
+    /// restore (see "Lost connections" above): every later call fails at once.
+    public var isConnectionLost: Bool { state.withLock { $0.lost } }
 
     /// True once ``close()`` has run.
     public var isClosed: Bool { state.withLock { $0.nfs == nil } }

@@ -320,10 +320,16 @@ public final class Copier: Sendable {
                                          reason: "Is a directory")
             }
             var attempt = 1
+            var (source, target) = (sourceFS, targetFS)
             while true {
                 do {
-                    try copyFile(item, from: sourceFS, to: targetFS, existing: existing, mounters: mounters)
+                    try copyFile(item, from: source, to: target, existing: existing, mounters: mounters)
                     break
+                } catch let error as FileOperationError where error.code == .connectionReset && attempt < Self.attempts {
+                    // A fresh mount: libnfs 4.0.0 cannot resume a connection that broke mid-reply.
+                    log("\(error); copying \(shown) again on a new connection (attempt \(attempt + 1) of \(Self.attempts))")
+                    source = try mounters.source.resolve(item.source).fileSystem
+                    target = try mounters.destination.resolve(item.destination).fileSystem
                 } catch is Reconnected where attempt < Self.attempts {
                     log("the connection to the server was re-established while \(targetFS.display(item.destinationPath)) "
                         + "was written, so writes may have been lost; copying it again (attempt \(attempt + 1) of \(Self.attempts))")
@@ -342,9 +348,8 @@ public final class Copier: Sendable {
         }
     }
 
-    /// A file is written again after a reconnect during it, this many times in all. (A call
-    /// that fails on a lost connection is not retried: libnfs has already tried to reconnect
-    /// for as long as the timeout allowed.)
+    /// A file is copied again after a lost connection (on a fresh mount, which fails
+    /// at once when the server is really gone) or a reconnect during it, this many times in all.
     static let attempts = 3
 
     /// The NFS connection a file was written over changed before its COMMIT:

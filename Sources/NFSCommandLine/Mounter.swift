@@ -58,9 +58,13 @@ public final class Mounter: Sendable {
 
     public init(options: NFSOptions) { self.options = options }
 
+    /// The context for `url`, mounted once; a context whose connection was lost
+    /// is replaced by a fresh mount (a restarted server is reachable again).
     private func mount(_ url: NFSURL) throws -> NFSContext {
         let key = url.description
-        if let cached = contexts.withLock({ $0[key] }) { return cached }
+        let cached = contexts.withLock { $0[key] }
+        if let cached, !cached.isConnectionLost { return cached }
+        if let cached { try? cached.close() }
         let context = try NFSContext(url: key, options: options)
         contexts.withLock { $0[key] = context }
         return context

@@ -11,7 +11,7 @@ struct NFSCheckCommand: ParsableCommand {
         abstract: "Check that an NFS share mounts, lists, reads and writes, fast enough and within a deadline.",
         usage: "nfs-check URL [options]",
         discussion: """
-        Mounts the share the URL names (nfs://server/export/dir?nfsport=P&mountport=M&version=3&uid=U) without a kernel mount, then runs and times, in order: mount, statvfs (--min-free), a listing of the URL's directory, each --read, and --write-test. The whole run ends within --timeout: an unreachable host, a closed port or a server that stops answering ends in CRITICAL naming the step, never a hang.
+        Mounts the share the URL names, such as nfs://server/export/dir?version=3, without a kernel mount, then runs and times, in order: mount, statvfs (--min-free), a listing of the URL's directory, each --read, and --write-test. The whole run ends within --timeout: an unreachable host, a closed port or a server that stops answering ends in CRITICAL naming the step, never a hang.
 
         URLs take the arguments nfs-cp --help lists, and %XX for any byte of a name; anything else is UNKNOWN (exit 3). --read paths are taken byte for byte.
 
@@ -23,8 +23,7 @@ struct NFSCheckCommand: ParsableCommand {
           nfs-check "nfs://filer/export/data" --min-free 10% --crit-ms 500 --prometheus > /var/lib/node_exporter/nfs.prom
           nfs-check "nfs://filer/export/data" --repeat 60 --interval 1 --json
 
-        Exit status (Nagios/Icinga plugin convention): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage or arguments).
-        With --repeat, the worst status of all rounds.
+        Exit status (Nagios/Icinga plugin convention): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage or arguments). With --repeat, the worst status of all rounds.
         """,
         version: "0.1.0, on \(NFSLibrary.description)"
     )

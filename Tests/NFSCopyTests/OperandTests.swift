@@ -1,3 +1,4 @@
+import Foundation
 import LibNFS
 import NFSCommandLine
 import NFSTestSupport
@@ -44,5 +45,22 @@ struct OperandTests {
         #expect(cp.status == 2 && cp.stderr.contains("'\(named)'"), "\(cp.status) \(cp.stderr)")
         let check = try Tool.run("nfs-check", [url])
         #expect(check.status == 3 && (check.stderr + check.stdout).contains("'\(named)'"), "\(check.status) \(check.stderr)")
+    }
+
+    @Test("--help reads as written at 80 columns: no line over 80, no paragraph broken mid-sentence",
+          arguments: ["nfs-cp", "nfs-check"])
+    func help(tool: String) throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["COLUMNS"] = "80"
+        let r = try Tool.run(tool, ["--help"], environment: environment)
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        for line in lines { #expect(line.count <= 80, "\(line)") }
+        // Within a prose paragraph only the last line may be short: a short line followed by
+        // more of the same paragraph is a hard line break that the parser wrapped again.
+        for (line, next) in zip(lines, lines.dropFirst()) where !line.isEmpty && !next.isEmpty
+            && !line.hasPrefix(" ") && !next.hasPrefix(" ") && !line.hasSuffix(":") {
+            #expect(line.count >= 60, "broken mid-sentence: \"\(line)\" then \"\(next)\"")
+        }
     }
 }

@@ -26,10 +26,10 @@ enum Platform {
 
 /// Keeps a broken connection from killing the process.
 ///
-/// libnfs writes to its sockets without `MSG_NOSIGNAL`, so a write to a
-/// connection the server (or the network) has closed raises SIGPIPE, whose
-/// default action ends the process: seen with libnfs 4.0.0 when a connection
-/// is cut mid-transfer. SIGPIPE from a write is sent to the writing thread,
+/// libnfs 4.0.0 sends with `MSG_NOSIGNAL`, but 5.0.3, 6.0.2 and 7.0.0 send
+/// with `writev`, which has no such flag: a write to a connection the server
+/// (or the network) has closed raises SIGPIPE, whose default action ends the
+/// process. SIGPIPE from a write is sent to the writing thread,
 /// so blocking it on that thread for the length of a libnfs call, then taking
 /// any SIGPIPE that call raised, leaves the process's signal handling as the
 /// application set it; libnfs then sees EPIPE and reports the lost connection.
