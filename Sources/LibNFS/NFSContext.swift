@@ -184,12 +184,17 @@ public final class NFSContext: Sendable {
                                detail: "the connection was lost earlier and could not be restored; mount again")
             }
             let start = ContinuousClock.now
+            let connection = VersionQuirks.watchesConnection ? Syscalls.connectionIdentity(nfs) : nil
             switch BrokenPipeShield.run({ body(nfs) }) {
             case .success(let value): return value
             case .failure(let status):
                 let elapsed = ContinuousClock.now - start
-                let error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
+                var error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
                                                 message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: options.effectiveTimeout)
+                if let connection, error.code == .timedOut, Syscalls.connectionIdentity(nfs) != connection {
+                    error.code = .connectionReset
+                    error.detail = "not restored within the \(options.effectiveTimeout?.components.seconds ?? 0) s timeout"
+                }
                 // libnfs reconnects inside a call (a restart goes unnoticed); a call that still
                 // fails on the connection means it could not, so the next would only wait again.
                 if error.code == .connectionReset { state.lost = true }

@@ -51,7 +51,7 @@ public struct LocalFileSystem: CopyFileSystem {
 
     public func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo? {
         var st = stat()
-        let rc = Platform.stat(path, &st, followSymlinks: followSymlinks)
+        let rc = Platform.status(path, &st, followSymlinks: followSymlinks)
         if rc != 0 {
             if errno == ENOENT { return nil }
             throw FileOperationError(code: Errno(rawValue: errno), operation: "stat", path: path)
@@ -68,7 +68,7 @@ public struct LocalFileSystem: CopyFileSystem {
     }
 
     public func list(_ path: FilePath) throws -> [FilePath.Component] {
-        guard let dir = Platform.opendir(path) else {
+        guard let dir = Platform.openDirectory(path) else {
             throw FileOperationError(code: Errno(rawValue: errno), operation: "opendir", path: path)
         }
         defer { closedir(dir) }
@@ -86,22 +86,22 @@ public struct LocalFileSystem: CopyFileSystem {
     }
 
     public func makeDirectory(_ path: FilePath, permissions: Int) throws {
-        try check(Platform.mkdir(path, mode_t(permissions)), "mkdir", path)
+        try check(Platform.makeDirectory(path, mode_t(permissions)), "mkdir", path)
     }
-    public func makeSymlink(_ target: FilePath, at path: FilePath) throws { try check(Platform.symlink(target, path), "symlink", path) }
+    public func makeSymlink(_ target: FilePath, at path: FilePath) throws { try check(Platform.makeSymlink(target, path), "symlink", path) }
     public func readSymlink(_ path: FilePath) throws -> FilePath {
         var buffer = [CChar](repeating: 0, count: 4097)
-        let n = Platform.readlink(path, &buffer, 4096)
+        let n = Platform.readSymlink(path, &buffer, 4096)
         if n < 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readlink", path: path) }
         return FilePath(platformString: Array(buffer[..<n]) + [0])
     }
-    public func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.rename(from, to), "rename", from) }
-    public func remove(_ path: FilePath) throws { try check(Platform.unlink(path), "unlink", path) }
+    public func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.renameItem(from, to), "rename", from) }
+    public func remove(_ path: FilePath) throws { try check(Platform.removeFile(path), "unlink", path) }
     public func setPermissions(_ path: FilePath, _ permissions: Int) throws {
-        try check(Platform.chmod(path, mode_t(permissions)), "chmod", path)
+        try check(Platform.changeMode(path, mode_t(permissions)), "chmod", path)
     }
     public func setOwner(_ path: FilePath, uid: Int, gid: Int) throws {
-        try check(Platform.lchown(path, uid_t(uid), gid_t(gid)), "chown", path)
+        try check(Platform.changeOwner(path, uid_t(uid), gid_t(gid)), "chown", path)
     }
     public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
         let times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),

@@ -6,64 +6,47 @@ import Glibc
 import Darwin
 #endif
 
-/// The C library calls and fields whose names differ between Linux (Glibc)
-/// and macOS (Darwin), in one place, as swift-system keeps its own. Linux is
-/// tested; the Darwin branches are written for macOS but not run here.
-// Inside a type with members named `stat`, the C function needs a name of its own.
+// `stat` is also the struct's name: the function needs a name of its own.
 private func statFollowing(_ path: UnsafePointer<CChar>, _ st: inout stat) -> Int32 { stat(path, &st) }
 
+/// The C library calls and fields whose names differ between Linux (Glibc)
+/// and macOS (Darwin), in one place, as swift-system keeps its own, and the
+/// path calls on `FilePath`s (their bytes, whatever the encoding). Linux is
+/// tested; the Darwin branches are written for macOS but not run here.
 enum Platform {
     #if canImport(Glibc)
-    static func mkdir(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { Glibc.mkdir($0, mode) } }
-    static func symlink(_ target: FilePath, _ path: FilePath) -> Int32 {
-        target.withPlatformString { t in path.withPlatformString { Glibc.symlink(t, $0) } }
-    }
-    static func readlink(_ path: FilePath, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int) -> Int {
-        path.withPlatformString { Glibc.readlink($0, buffer, size) }
-    }
-    static func rename(_ from: FilePath, _ to: FilePath) -> Int32 {
-        from.withPlatformString { f in to.withPlatformString { Glibc.rename(f, $0) } }
-    }
-    static func unlink(_ path: FilePath) -> Int32 { path.withPlatformString { Glibc.unlink($0) } }
-    static func chmod(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { Glibc.chmod($0, mode) } }
-    static func lchown(_ path: FilePath, _ uid: uid_t, _ gid: gid_t) -> Int32 {
-        path.withPlatformString { Glibc.lchown($0, uid, gid) }
-    }
-    static func stat(_ path: FilePath, _ st: inout stat, followSymlinks: Bool) -> Int32 {
-        path.withPlatformString { followSymlinks ? statFollowing($0, &st) : Glibc.lstat($0, &st) }
-    }
-    static func opendir(_ path: FilePath) -> OpaquePointer? { path.withPlatformString { Glibc.opendir($0) } }
-    static func setTimes(_ path: FilePath, _ times: [timespec]) -> Int32 {
-        path.withPlatformString { Glibc.utimensat(AT_FDCWD, $0, times, AT_SYMLINK_NOFOLLOW) }
-    }
+    typealias DirectoryStream = OpaquePointer
     static func accessTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_atim) }
     static func modificationTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_mtim) }
     #else
-    static func mkdir(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { Darwin.mkdir($0, mode) } }
-    static func symlink(_ target: FilePath, _ path: FilePath) -> Int32 {
-        target.withPlatformString { t in path.withPlatformString { Darwin.symlink(t, $0) } }
-    }
-    static func readlink(_ path: FilePath, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int) -> Int {
-        path.withPlatformString { Darwin.readlink($0, buffer, size) }
-    }
-    static func rename(_ from: FilePath, _ to: FilePath) -> Int32 {
-        from.withPlatformString { f in to.withPlatformString { Darwin.rename(f, $0) } }
-    }
-    static func unlink(_ path: FilePath) -> Int32 { path.withPlatformString { Darwin.unlink($0) } }
-    static func chmod(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { Darwin.chmod($0, mode) } }
-    static func lchown(_ path: FilePath, _ uid: uid_t, _ gid: gid_t) -> Int32 {
-        path.withPlatformString { Darwin.lchown($0, uid, gid) }
-    }
-    static func stat(_ path: FilePath, _ st: inout stat, followSymlinks: Bool) -> Int32 {
-        path.withPlatformString { followSymlinks ? statFollowing($0, &st) : Darwin.lstat($0, &st) }
-    }
-    static func opendir(_ path: FilePath) -> UnsafeMutablePointer<DIR>? { path.withPlatformString { Darwin.opendir($0) } }
-    static func setTimes(_ path: FilePath, _ times: [timespec]) -> Int32 {
-        path.withPlatformString { Darwin.utimensat(AT_FDCWD, $0, times, AT_SYMLINK_NOFOLLOW) }
-    }
+    typealias DirectoryStream = UnsafeMutablePointer<DIR>
     static func accessTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_atimespec) }
     static func modificationTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_mtimespec) }
     #endif
+
+    // Named apart from the C functions, which the same names in this type would hide.
+    static func makeDirectory(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { mkdir($0, mode) } }
+    static func makeSymlink(_ target: FilePath, _ path: FilePath) -> Int32 {
+        target.withPlatformString { t in path.withPlatformString { symlink(t, $0) } }
+    }
+    static func readSymlink(_ path: FilePath, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int) -> Int {
+        path.withPlatformString { readlink($0, buffer, size) }
+    }
+    static func renameItem(_ from: FilePath, _ to: FilePath) -> Int32 {
+        from.withPlatformString { f in to.withPlatformString { rename(f, $0) } }
+    }
+    static func removeFile(_ path: FilePath) -> Int32 { path.withPlatformString { unlink($0) } }
+    static func changeMode(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { chmod($0, mode) } }
+    static func changeOwner(_ path: FilePath, _ uid: uid_t, _ gid: gid_t) -> Int32 {
+        path.withPlatformString { lchown($0, uid, gid) }
+    }
+    static func status(_ path: FilePath, _ st: inout stat, followSymlinks: Bool) -> Int32 {
+        path.withPlatformString { followSymlinks ? statFollowing($0, &st) : lstat($0, &st) }
+    }
+    static func openDirectory(_ path: FilePath) -> DirectoryStream? { path.withPlatformString { opendir($0) } }
+    static func setTimes(_ path: FilePath, _ times: [timespec]) -> Int32 {
+        path.withPlatformString { utimensat(AT_FDCWD, $0, times, AT_SYMLINK_NOFOLLOW) }
+    }
 
     private static func timestamp(_ ts: timespec) -> NFSTimestamp {
         NFSTimestamp(seconds: Int64(ts.tv_sec), nanoseconds: UInt32(clamping: ts.tv_nsec))

@@ -29,40 +29,31 @@ public func closedLoopbackPort() throws -> UInt16 {
 
 public struct SocketError: Error { public let what: String; public let code: Int32 }
 
-public func listenLoopback() throws -> (Int32, UInt16) {
-    let fd = socket(AF_INET, Platform.streamSocket, 0)
+/// A listening socket on a free port of 127.0.0.1, or of ::1 with `ipv6`.
+public func listenLoopback(ipv6: Bool = false) throws -> (Int32, UInt16) {
+    let fd = socket(ipv6 ? AF_INET6 : AF_INET, Platform.streamSocket, 0)
     guard fd >= 0 else { throw SocketError(what: "socket", code: errno) }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    // sockaddr_in6 is large enough for either family; the port sits at the same offset in both.
+    var addr = sockaddr_in6()
+    let length: Int
+    if ipv6 {
+        addr.sin6_family = sa_family_t(AF_INET6)
+        addr.sin6_addr = in6addr_loopback
+        length = MemoryLayout<sockaddr_in6>.size
+    } else {
+        withUnsafeMutableBytes(of: &addr) { raw in
+            let v4 = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+            v4.pointee.sin_family = sa_family_t(AF_INET)
+            v4.pointee.sin_addr.s_addr = inet_addr("127.0.0.1")
+        }
+        length = MemoryLayout<sockaddr_in>.size
+    }
     let bound = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
     }
     guard bound == 0, listen(fd, 64) == 0 else { close(fd); throw SocketError(what: "bind/listen", code: errno) }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return (fd, UInt16(bigEndian: addr.sin_port))
-}
-
-/// A listening socket on ::1, the IPv6 loopback.
-public func listenLoopbackIPv6() throws -> (Int32, UInt16) {
-    let fd = socket(AF_INET6, Platform.streamSocket, 0)
-    guard fd >= 0 else { throw SocketError(what: "socket(AF_INET6)", code: errno) }
-    var one: Int32 = 1
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-    var addr = sockaddr_in6()
-    addr.sin6_family = sa_family_t(AF_INET6)
-    addr.sin6_port = 0
-    addr.sin6_addr = in6addr_loopback
-    let bound = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-    }
-    guard bound == 0, listen(fd, 64) == 0 else { close(fd); throw SocketError(what: "bind/listen ::1", code: errno) }
     var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
     _ = withUnsafeMutablePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
@@ -95,7 +86,7 @@ public final class StallingProxy: Sendable {
     public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
                 cutAfter cutBudget: Int? = nil, ipv6: Bool = false) throws {
         corruptOffset = corruptClientByte
-        (listener, port) = ipv6 ? try listenLoopbackIPv6() : try listenLoopback()
+        (listener, port) = try listenLoopback(ipv6: ipv6)
         state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
         let listener = self.listener
         Thread.detachNewThread { [self] in

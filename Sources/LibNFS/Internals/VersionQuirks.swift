@@ -80,6 +80,16 @@ enum VersionQuirks {
         return cause
     }
 
+    /// True when a timed-out call whose connection changed under it counts as a lost connection.
+    ///
+    /// libnfs 5.0.3 reconnects a broken connection until the call's timeout
+    /// and then reports "Command was cancelled", as for a server that is merely
+    /// slow; only the socket tells the two apart (a new one, or none). 4.x-5.x
+    /// never reconnect on a timeout, so a changed socket means the connection
+    /// broke. 6.x-7.x may reconnect after a timeout itself, so there a timeout
+    /// stays a timeout.
+    static var watchesConnection: Bool { Syscalls.apiVersion < 2 }
+
     /// The errno in the last `NFS3ERR_…(-N)` or `NFS4ERR_…(-N)` of a libnfs message.
     static func statusErrno(in message: String) -> Errno? {
         var found: Errno? = nil
