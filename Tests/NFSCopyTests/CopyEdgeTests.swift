@@ -199,4 +199,30 @@ struct CopyEdgeTests {
         #expect(r.stderr.contains(".nfs-cp-0123.part") && r.stderr.contains("over a day old"), "\(r.stderr)")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: scratch.local("out"))) == ["dst", ".nfs-cp-4567.part"])
     }
+
+    @Test("a file listed but gone when its turn comes is named, the rest is copied, exit 1, and --json adds up")
+    func vanishedAfterListing() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-vanish")
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.local("src"), withIntermediateDirectories: false)
+        let big = largeDistinctBytes(256 << 20)
+        try scratch.writeLocal("src/a-big", big)
+        try scratch.writeLocal("src/z-small", [1])
+        try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
+        // Files are copied in name order: z-small is removed while a-big is still being copied.
+        let copy = try Tool.start("nfs-cp", ["-r", "--json", scratch.url("src").description, scratch.local("out/src")])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while temporaries(in: scratch.local("out")).isEmpty && ContinuousClock.now < deadline { usleep(1_000) }
+        try #require(copy.process.isRunning, "the copy ended before the file could vanish: nothing was tested")
+        try FileManager.default.removeItem(atPath: scratch.local("src/z-small"))
+        let r = try copy.wait(timeout: .seconds(120))
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("src/z-small") && r.stderr.contains("No such file or directory"), "\(r.stderr)")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let failures = object["failures"] as? [[String: Any]] ?? []
+        #expect(object["files"] as? Int == 1 && failures.count == 1, "\(r.stdout)")
+        #expect(try scratch.readLocal("out/src/a-big") == big)
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("out/src/z-small")))
+    }
 }
