@@ -14,9 +14,9 @@ public struct NFSOptions: Sendable, Hashable {
     /// throws an ``NFSError`` whose ``NFSError/isTimeout`` is true. `nil` waits
     /// forever (not recommended: a dead server then blocks the caller). Default 30 s.
     /// libnfs counts timeouts in whole seconds: a fraction is rounded up, and
-    /// anything beyond about 24 days is clamped to that. On libnfs 6 and later,
-    /// which would otherwise resend a timed-out RPC without end, a timeout also
-    /// turns retransmission off (`retrans=0`) unless the URL sets `retrans=`.
+    /// anything beyond about 24 days is clamped to that. libnfs 6 and later
+    /// resend a timed-out RPC without end unless the URL says `retrans=0`, so
+    /// there a server that stops answering is not yet bounded by this (issue 11).
     public var timeout: Duration? = .seconds(30)
     /// The user id sent to the server (`nfs_set_uid`); default: the URL's or the process's.
     public var uid: Int? = nil
