@@ -78,19 +78,6 @@ static inline int swiftnfs_has_readahead(void) {
 #endif
 }
 
-// libnfs 6 added retransmission ("retrans", default 2), which it treats as a hard
-// mount: a timed-out RPC is sent again without end. Returns 1 when this libnfs
-// has the setting and it was applied, 0 when it has none (4.x-5.x: soft always).
-static inline int swiftnfs_set_retrans(struct nfs_context *nfs, int retrans) {
-#ifdef LIBNFS_API_V2
-    nfs_set_retrans(nfs, retrans);
-    return 1;
-#else
-    (void)nfs; (void)retrans;
-    return 0;
-#endif
-}
-
 // 2 for libnfs 6 and later ("API v2"), 1 before.
 static inline int swiftnfs_api_version(void) {
 #ifdef LIBNFS_API_V2

@@ -243,10 +243,6 @@ public final class NFSContext: Sendable {
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
         if let readahead = options.readahead { _ = Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
-        if url.argument("retrans") == nil,
-           let count = VersionQuirks.defaultRetransmissions(timeout: options.effectiveTimeout) {
-            _ = Syscalls.setRetransmissions(nfs, count)
-        }
     }
 
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");

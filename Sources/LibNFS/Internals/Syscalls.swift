@@ -49,8 +49,6 @@ internal enum Syscalls {
     static func setReadahead(_ nfs: Context, _ bytes: UInt32) -> Bool { swiftnfs_set_readahead(nfs, bytes) != 0 }
     static func setAutoreconnect(_ nfs: Context, _ retries: Int32) { nfs_set_autoreconnect(nfs, retries) }
     static func setClientName(_ nfs: Context, _ name: String) { nfs4_set_client_name(nfs, name) }
-    /// Returns false when this libnfs has no retransmission setting (4.x-5.x).
-    static func setRetransmissions(_ nfs: Context, _ count: Int32) -> Bool { swiftnfs_set_retrans(nfs, count) != 0 }
 
     /// Applies a URL query's `arg=val` settings to `nfs` through libnfs's URL
     /// parser, under a placeholder host; false when libnfs refuses them.

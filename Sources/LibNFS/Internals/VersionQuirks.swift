@@ -126,22 +126,14 @@ enum VersionQuirks {
         version == .v4
     }
 
-    /// The retransmissions to set when the URL chose none.
-    ///
-    /// libnfs 6.0.2 and 7.0.0 retransmit a timed-out RPC (`retrans`, default 2)
-    /// and treat any retransmission as a hard mount: the RPC is sent again
-    /// without end ("not responding, still trying"), and a major timeout only
-    /// reconnects, so a call on a server that stops answering never ends
-    /// (seen with nfs-cp over NFSv3 and NFSv4).
-    ///
-    /// Asking for none (`retrans=0`) was tried: with it, libnfs 6.0.2 fails
-    /// ordinary calls under load (a 10 MiB write, striped copies, eight tasks on
-    /// one context) with EINTR or ERANGE and no text, 32 failures in 14 tests,
-    /// while its default passes them all (2026-11-22). Wrong answers to healthy
-    /// calls are worse than a dead server's call outliving its timeout, so
-    /// libnfs's default stays until the event-loop engine bounds every call
-    /// itself; a URL may still say `retrans=0`. Open in issue 11.
-    static func defaultRetransmissions(timeout: Duration?) -> Int32? {
-        nil
-    }
+    // Retransmission (libnfs 6.0.2 and 7.0.0): they resend a timed-out RPC
+    // (`retrans`, default 2) as a hard mount does, without end, so a call on a
+    // server that stops answering never ends (seen with nfs-cp over NFSv3 and
+    // NFSv4). Setting `retrans=0` by default was tried: with it, 6.0.2 failed
+    // ordinary calls under load (a 10 MiB write, striped copies, eight tasks on
+    // one context) with EINTR or ERANGE and no text, 32 failures in 14 tests,
+    // while its default passes them all (2026-11-22). Wrong answers to healthy
+    // calls are worse than a dead server's call outliving its timeout, so
+    // libnfs's default stays until the event-loop engine bounds every call
+    // itself; a URL may still say `retrans=0`. Open in issue 11.
 }
