@@ -189,12 +189,9 @@ public final class NFSContext: Sendable {
             case .success(let value): return value
             case .failure(let status):
                 let elapsed = ContinuousClock.now - start
-                var error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
-                                                message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: options.effectiveTimeout)
-                if let connection, error.code == .timedOut, Syscalls.connectionIdentity(nfs) != connection {
-                    error.code = .connectionReset
-                    error.detail = "not restored within the \(options.effectiveTimeout?.components.seconds ?? 0) s timeout"
-                }
+                let error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
+                                                message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: options.effectiveTimeout,
+                                                connectionChanged: connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false)
                 // libnfs reconnects inside a call (a restart goes unnoticed); a call that still
                 // fails on the connection means it could not, so the next would only wait again.
                 if error.code == .connectionReset { state.lost = true }

@@ -75,12 +75,13 @@ public struct NFSError: Error, Sendable, Hashable, CustomStringConvertible {
 extension NFSError {
     /// Builds an error from a negative libnfs return value and the context's error text.
     static func fromLibNFS(result: Int32, operation: String, path: FilePath?, url: String? = nil, message: String?,
-                           elapsed: Duration? = nil, timeout: Duration? = nil) -> NFSError {
-        let code = VersionQuirks.errno(result: result, message: message, elapsed: elapsed, timeout: timeout)
+                           elapsed: Duration? = nil, timeout: Duration? = nil, connectionChanged: Bool = false) -> NFSError {
+        let code = VersionQuirks.errno(result: result, message: message, elapsed: elapsed, timeout: timeout,
+                                       connectionChanged: connectionChanged)
         var error = NFSError(code: code, operation: operation, path: path, url: url, libnfsMessage: message)
         if code == .timedOut, let timeout {
             error.detail = "no reply within the \(timeout.components.seconds) s timeout"
-        } else if code == .connectionReset, let timeout, let elapsed, elapsed >= timeout {
+        } else if code == .connectionReset, let timeout, connectionChanged || elapsed.map({ $0 >= timeout }) == true {
             error.detail = "not restored within the \(timeout.components.seconds) s timeout"
         }
         return error

@@ -43,7 +43,16 @@ enum VersionQuirks {
     ///   server error or zero bytes accepted, with EFAULT, and their sync wrapper
     ///   replaces the reason with the raw reply printed as text (empty): that is
     ///   an I/O error, not a bad address in this process.
-    static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil) -> Errno {
+    ///
+    /// `connectionChanged` says that the call's socket was replaced under it
+    /// (see ``watchesConnection``): a timeout then is a lost connection.
+    static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil,
+                      connectionChanged: Bool = false) -> Errno {
+        let code = errnoFromLibNFS(result: result, message: message, elapsed: elapsed, timeout: timeout)
+        return code == .timedOut && connectionChanged ? .connectionReset : code
+    }
+
+    private static func errnoFromLibNFS(result: Int32, message: String?, elapsed: Duration?, timeout: Duration?) -> Errno {
         var raw = result < 0 ? -result : result
         if raw == 0 { raw = Errno.ioError.rawValue }
         let code = Errno(rawValue: raw)
