@@ -67,6 +67,12 @@ enum PathText {
         }
     }
 
+    /// Two uppercase hex digits.
+    static func hexDigits(_ byte: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return "\(digits[Int(byte >> 4)])\(digits[Int(byte & 0xF)])"
+    }
+
     static func path(_ bytes: some Sequence<UInt8>) -> FilePath {
         FilePath(platformString: bytes.map { CInterop.PlatformChar(bitPattern: $0) } + [0])
     }
@@ -78,10 +84,7 @@ enum PathText {
         var parser = Unicode.UTF8.ForwardParser()
         var iterator = bytes.makeIterator()
         var offset = 0
-        func hex(_ byte: UInt8) -> String {
-            let digits = Array("0123456789ABCDEF")
-            return "\\x\(digits[Int(byte >> 4)])\(digits[Int(byte & 0xF)])"
-        }
+        func hex(_ byte: UInt8) -> String { "\\x" + hexDigits(byte) }
         loop: while true {
             switch parser.parseScalar(from: &iterator) {
             case .valid(let encoded):

@@ -68,6 +68,16 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
         self.query = query
     }
 
+    /// Parses a URL given as bytes, such as a command-line argument, which need
+    /// not be UTF-8: bytes that are not stand for themselves, as `%XX` escapes would.
+    public init(bytes: [UInt8]) throws {
+        if let text = String(validating: bytes, as: UTF8.self) {
+            try self.init(text)
+        } else {
+            try self.init(Self.escape(bytes) { $0 < 0x80 })
+        }
+    }
+
     /// Creates a URL from its parts; `path` is as written (escapes are decoded by ``filePath``).
     public init(server: String, path: String, query: String = "") {
         self.server = server
@@ -110,7 +120,10 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
     /// The URL of the name `component` (any bytes) inside this one: bytes that
     /// a URL cannot hold as they are become `%XX` escapes.
     public func appending(_ component: FilePath.Component) -> NFSURL {
-        appending(Self.escape(PathText.bytes(of: component.nfsFilePath)))
+        // Escapes `%`, `?`, `#`, spaces, controls and every byte above 0x7F.
+        appending(Self.escape(PathText.bytes(of: component.nfsFilePath)) { byte in
+            byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "?") && byte != UInt8(ascii: "#")
+        })
     }
 
     /// The value of the query argument `name`, if present.
@@ -152,16 +165,11 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Escapes `%`, `?`, `#`, spaces, controls and every byte above 0x7F.
-    static func escape(_ bytes: [UInt8]) -> String {
+    /// `bytes` as URL text: bytes for which `keep` is true as they are, the rest as `%XX`.
+    private static func escape(_ bytes: [UInt8], keeping keep: (UInt8) -> Bool) -> String {
         var text = ""
         for byte in bytes {
-            if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "?")
-                && byte != UInt8(ascii: "#") {
-                text.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                text += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
+            if keep(byte) { text.unicodeScalars.append(Unicode.Scalar(byte)) } else { text += "%" + PathText.hexDigits(byte) }
         }
         return text
     }
@@ -228,11 +236,5 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
             guard seen.insert(name).inserted else { return ["URL argument '\(name)' is given twice"] }
         }
         return []
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

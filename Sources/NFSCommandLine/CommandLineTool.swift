@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SystemPackage
 
 /// What nfs-cp and nfs-check share around argument parsing and output.
 public enum CommandLineTool {
@@ -32,9 +33,7 @@ public enum CommandLineTool {
     /// are already replaced; file names need the original bytes. Each decoded
     /// value is matched to the next argument of the process that decodes to it.
     public static func argumentBytes(_ decoded: [String]) -> [[UInt8]] {
-        let raw = (1..<Int(CommandLine.argc)).compactMap { i in
-            CommandLine.unsafeArgv[i].map { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } }
-        }
+        let raw = (1..<Int(CommandLine.argc)).compactMap { CommandLine.unsafeArgv[$0].map { bytes(ofCString: $0) } }
         var next = 0
         return decoded.map { text in
             while next < raw.count {
@@ -43,6 +42,11 @@ public enum CommandLineTool {
             }
             return Array(text.utf8)
         }
+    }
+
+    /// ``argumentBytes(_:)`` as paths, for options that name files.
+    public static func argumentPaths(_ decoded: [String]) -> [FilePath] {
+        argumentBytes(decoded).map(FilePath.init(bytes:))
     }
 
     public static func printError(_ line: String) {

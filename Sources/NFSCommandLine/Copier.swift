@@ -363,10 +363,10 @@ public final class Copier: Sendable {
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
         let reader = try sourceFS.openRead(item.sourcePath)
         defer { try? reader.close() }
+        let directory = item.destinationPath.removingLastComponent()
         let writePath = options.inplace ? item.destinationPath
-            : item.destinationPath.removingLastComponent()
-                .appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
-        if !options.inplace { sweepStaleTemporaries(in: item.destinationPath.removingLastComponent(), of: targetFS) }
+            : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        if !options.inplace { sweepStaleTemporaries(in: directory, of: targetFS) }
         let writer: any FileWriter
         do {
             writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
@@ -457,8 +457,4 @@ public final class Copier: Sendable {
 
 extension UInt64 {
     var hex: String { String(self, radix: 16) }
-}
-
-extension FilePath.Component {
-    var bytes: [UInt8] { withPlatformString { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } } }
 }

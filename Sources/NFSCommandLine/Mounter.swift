@@ -18,27 +18,17 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
     public init(bytes: [UInt8]) throws {
         let text = String(decoding: bytes, as: UTF8.self)
         func invalid(_ why: String) -> NFSError {
-            NFSError(code: .invalidArgument, operation: "parse", url: FilePath(platformString: bytes.map(CChar.init(bitPattern:)) + [0]).escapedDescription, detail: why)
+            NFSError(code: .invalidArgument, operation: "parse", url: FilePath(bytes: bytes).escapedDescription, detail: why)
         }
         guard !bytes.isEmpty else { throw invalid("an operand is empty") }
         guard !bytes.contains(0) else { throw invalid("an operand contains a NUL byte") }
         if text.hasPrefix("nfs://") {
-            let valid = String(validating: bytes, as: UTF8.self) != nil
-            self = .nfs(try NFSURL(valid ? text : Self.escapingNonASCII(bytes)))
+            self = .nfs(try NFSURL(bytes: bytes))
         } else if let range = text.range(of: "://"), !text[..<range.lowerBound].contains("/") {
             throw invalid("only local paths and nfs:// URLs are supported")
         } else {
-            self = .local(FilePath(platformString: bytes.map(CChar.init(bitPattern:)) + [0]))
+            self = .local(FilePath(bytes: bytes))
         }
-    }
-
-    private static func escapingNonASCII(_ bytes: [UInt8]) -> String {
-        var text = ""
-        for byte in bytes {
-            if byte < 0x80 { text.unicodeScalars.append(Unicode.Scalar(byte)) }
-            else { text += "%" + String(byte, radix: 16, uppercase: true) }
-        }
-        return text
     }
 
     public var description: String {

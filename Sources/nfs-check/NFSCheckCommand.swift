@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import LibNFS
 import NFSCommandLine
-import SystemPackage
 
 @main
 struct NFSCheckCommand: ParsableCommand {
@@ -90,7 +89,7 @@ struct NFSCheckCommand: ParsableCommand {
         plan.warnMilliseconds = warnMilliseconds
         plan.criticalMilliseconds = criticalMilliseconds
         if let minFree { plan.minimumFree = try CheckArguments.freeSpace(minFree) }
-        plan.reads = CommandLineTool.argumentBytes(reads).map { CheckPlan.Read(path: FilePath(platformString: $0.map(CChar.init(bitPattern:)) + [0])) }
+        plan.reads = CommandLineTool.argumentPaths(reads).map { CheckPlan.Read(path: $0) }
         for (index, size) in try CheckArguments.perFile(expectSizes, reads: reads, option: "--expect-size") {
             guard let n = UInt64(size) else { throw ValidationError("--expect-size takes a number of bytes, not \"\(size)\"") }
             plan.reads[index].expectedSize = n

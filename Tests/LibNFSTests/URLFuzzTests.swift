@@ -1,8 +1,5 @@
 import LibNFS
 import SystemPackage
-#if canImport(Glibc)
-import Glibc
-#endif
 import NFSTestSupport
 import Testing
 
@@ -89,13 +86,7 @@ struct URLFuzzTests {
     @Test("%XX escapes name any byte of the path")
     func escapes() throws {
         let url = try NFSURL("nfs://h/export/caf%E9%20x%25.txt")
-        #expect(ByteNameBytes.of(url.filePath) == Array("/export/caf".utf8) + [0xE9] + Array(" x%.txt".utf8))
+        #expect(ByteName.bytes(of: url.filePath) == Array("/export/caf".utf8) + [0xE9] + Array(" x%.txt".utf8))
         #expect(url.appending(ByteName.component([0xFF, 0x3F])).path == "/export/caf%E9%20x%25.txt/%FF%3F")
-    }
-}
-
-enum ByteNameBytes {
-    static func of(_ path: FilePath) -> [UInt8] {
-        path.withPlatformString { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } }
     }
 }

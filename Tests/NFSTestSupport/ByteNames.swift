@@ -16,7 +16,15 @@ public enum ByteName {
     }
 
     public static func bytes(_ component: FilePath.Component) -> [UInt8] {
-        component.withPlatformString { p in (0..<strlen(p)).map { UInt8(bitPattern: p[$0]) } }
+        component.withPlatformString(cStringBytes)
+    }
+
+    public static func bytes(of path: FilePath) -> [UInt8] {
+        path.withPlatformString(cStringBytes)
+    }
+
+    private static func cStringBytes(_ string: UnsafePointer<CChar>) -> [UInt8] {
+        UnsafeRawBufferPointer(start: string, count: strlen(string)).map { $0 }
     }
 
     /// Writes `contents` to the local file `path`, creating or truncating it.
