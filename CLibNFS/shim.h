@@ -58,18 +58,7 @@ static inline uint64_t swiftnfs_get_writemax(struct nfs_context *nfs) {
     return (uint64_t)nfs_get_writemax(nfs);
 }
 
-// libnfs 6 dropped its read-ahead (and page cache) setters. Returns 1 when this
-// libnfs has the setter and the value was applied, 0 when it has none.
-static inline int swiftnfs_set_readahead(struct nfs_context *nfs, uint32_t bytes) {
-#ifdef LIBNFS_FEATURE_READAHEAD
-    nfs_set_readahead(nfs, bytes);
-    return 1;
-#else
-    (void)nfs; (void)bytes;
-    return 0;
-#endif
-}
-
+// libnfs 6 dropped its read-ahead (and page cache) setters.
 static inline int swiftnfs_has_readahead(void) {
 #ifdef LIBNFS_FEATURE_READAHEAD
     return 1;
@@ -106,6 +95,42 @@ static inline int swiftnfs_utimes(struct nfs_context *nfs, const char *path,
     tv[0].tv_sec = (time_t)atime_sec; tv[0].tv_usec = (suseconds_t)atime_usec;
     tv[1].tv_sec = (time_t)mtime_sec; tv[1].tv_usec = (suseconds_t)mtime_usec;
     return nfs_utimes(nfs, path, tv);
+}
+
+// The engine's asynchronous calls (Sources/LibNFS/Engine). API v2 reads go
+// straight into `buf` and hand the callback no data; 4.x-5.x ignore `buf` and
+// hand the callback libnfs's own copy, valid only during the callback. Writes
+// are copied at submit by 4.x-5.x, and read from `buf` until the callback by
+// API v2 (zero-copy), so the caller keeps `buf` alive until then on every version.
+static inline int swiftnfs_pread_async(struct nfs_context *nfs, struct nfsfh *fh,
+                                       uint64_t offset, uint64_t count, void *buf,
+                                       nfs_cb cb, void *private_data) {
+#ifdef LIBNFS_API_V2
+    return nfs_pread_async(nfs, fh, buf, (size_t)count, offset, cb, private_data);
+#else
+    (void)buf;
+    return nfs_pread_async(nfs, fh, offset, count, cb, private_data);
+#endif
+}
+
+static inline int swiftnfs_pwrite_async(struct nfs_context *nfs, struct nfsfh *fh,
+                                        uint64_t offset, uint64_t count, const void *buf,
+                                        nfs_cb cb, void *private_data) {
+#ifdef LIBNFS_API_V2
+    return nfs_pwrite_async(nfs, fh, buf, (size_t)count, offset, cb, private_data);
+#else
+    return nfs_pwrite_async(nfs, fh, offset, count, buf, cb, private_data);
+#endif
+}
+
+static inline int swiftnfs_utimes_async(struct nfs_context *nfs, const char *path,
+                                        int64_t atime_sec, int64_t atime_usec,
+                                        int64_t mtime_sec, int64_t mtime_usec,
+                                        nfs_cb cb, void *private_data) {
+    struct timeval tv[2];
+    tv[0].tv_sec = (time_t)atime_sec; tv[0].tv_usec = (suseconds_t)atime_usec;
+    tv[1].tv_sec = (time_t)mtime_sec; tv[1].tv_usec = (suseconds_t)mtime_usec;
+    return nfs_utimes_async(nfs, path, tv, cb, private_data);
 }
 
 #endif

@@ -27,28 +27,34 @@ extension NFSContext {
     /// The attributes of `path`, following a final symbolic link. Maps `nfs_stat64`.
     /// - Throws: ``NFSError`` (`ENOENT`, `ENOTDIR`, `EACCES`, …).
     public func stat(_ path: some NFSPathRepresentable) throws -> NFSStat {
-        let path = path.nfsFilePath
-        var st = nfs_stat_64()
-        try call("stat", path: path) { Syscalls.stat($0, path, &st) }
-        return NFSStat(st)
+        try run(Operations.stat(path.nfsFilePath, following: true))
+    }
+
+    /// ``stat(_:)``, suspending the task instead of blocking the thread.
+    public func stat(_ path: some NFSPathRepresentable) async throws -> NFSStat {
+        try await run(Operations.stat(path.nfsFilePath, following: true))
     }
 
     /// The attributes of `path` itself, not following a final symbolic link. Maps `nfs_lstat64`.
     /// - Throws: ``NFSError``.
     public func lstat(_ path: some NFSPathRepresentable) throws -> NFSStat {
-        let path = path.nfsFilePath
-        var st = nfs_stat_64()
-        try call("lstat", path: path) { Syscalls.lstat($0, path, &st) }
-        return NFSStat(st)
+        try run(Operations.stat(path.nfsFilePath, following: false))
+    }
+
+    /// ``lstat(_:)``, suspending the task instead of blocking the thread.
+    public func lstat(_ path: some NFSPathRepresentable) async throws -> NFSStat {
+        try await run(Operations.stat(path.nfsFilePath, following: false))
     }
 
     /// Figures for the file system holding `path` (size, free space, inodes). Maps `nfs_statvfs64`.
     /// - Throws: ``NFSError``.
     public func statvfs(_ path: some NFSPathRepresentable = "/") throws -> NFSFileSystemStats {
-        let path = path.nfsFilePath
-        var st = nfs_statvfs_64()
-        try call("statvfs", path: path) { Syscalls.statvfs($0, path, &st) }
-        return NFSFileSystemStats(st)
+        try run(Operations.statvfs(path.nfsFilePath))
+    }
+
+    /// ``statvfs(_:)``, suspending the task instead of blocking the thread.
+    public func statvfs(_ path: some NFSPathRepresentable = "/") async throws -> NFSFileSystemStats {
+        try await run(Operations.statvfs(path.nfsFilePath))
     }
 
     /// Whether the caller's credentials allow `mode` on `path`. Maps `nfs_access`.
@@ -59,13 +65,30 @@ extension NFSContext {
     public func access(_ path: some NFSPathRepresentable, _ mode: NFSAccessMode = .exists) throws -> Bool {
         let path = path.nfsFilePath
         do {
-            if mode.isEmpty { _ = try stat(path); return true }
-            try call("access", path: path) { Syscalls.access($0, path, mode.rawValue) }
+            if mode.isEmpty { _ = try stat(path) } else { try run(Self.accessRequest(path, mode)) }
             return true
-        } catch let error as NFSError where error.code == .permissionDenied
-                    || (mode.isEmpty && error.code == .noSuchFileOrDirectory) {
+        } catch let error as NFSError where Self.accessDenied(error, mode) {
             return false
         }
+    }
+
+    /// ``access(_:_:)``, suspending the task instead of blocking the thread.
+    public func access(_ path: some NFSPathRepresentable, _ mode: NFSAccessMode = .exists) async throws -> Bool {
+        let path = path.nfsFilePath
+        do {
+            if mode.isEmpty { _ = try await stat(path) } else { try await run(Self.accessRequest(path, mode)) }
+            return true
+        } catch let error as NFSError where Self.accessDenied(error, mode) {
+            return false
+        }
+    }
+
+    private static func accessRequest(_ path: FilePath, _ mode: NFSAccessMode) -> Request<Void> {
+        Operations.status("access", path) { Syscalls.accessAsync($0, path, mode.rawValue, $1) }
+    }
+
+    private static func accessDenied(_ error: NFSError, _ mode: NFSAccessMode) -> Bool {
+        error.code == .permissionDenied || (mode.isEmpty && error.code == .noSuchFileOrDirectory)
     }
 
     /// Whether anything exists at `path` (a broken final symlink counts as missing).
@@ -74,10 +97,20 @@ extension NFSContext {
         try statIfPresent(path) != nil
     }
 
+    /// ``exists(_:)``, suspending the task instead of blocking the thread.
+    public func exists(_ path: some NFSPathRepresentable) async throws -> Bool {
+        try await statIfPresent(path) != nil
+    }
+
     /// Whether `path` is a regular file (following symlinks); false when missing.
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
     public func isFile(_ path: some NFSPathRepresentable) throws -> Bool {
         try statIfPresent(path)?.isFile ?? false
+    }
+
+    /// ``isFile(_:)``, suspending the task instead of blocking the thread.
+    public func isFile(_ path: some NFSPathRepresentable) async throws -> Bool {
+        try await statIfPresent(path)?.isFile ?? false
     }
 
     /// Whether `path` is a directory (following symlinks); false when missing.
@@ -86,11 +119,22 @@ extension NFSContext {
         try statIfPresent(path)?.isDirectory ?? false
     }
 
+    /// ``isDirectory(_:)``, suspending the task instead of blocking the thread.
+    public func isDirectory(_ path: some NFSPathRepresentable) async throws -> Bool {
+        try await statIfPresent(path)?.isDirectory ?? false
+    }
+
     /// ``stat(_:)``, or nil when `path` does not exist.
     /// - Throws: ``NFSError`` for failures other than `ENOENT` and `ENOTDIR`.
     public func statIfPresent(_ path: some NFSPathRepresentable) throws -> NFSStat? {
-        do { return try stat(path) } catch let error as NFSError
-            where error.code == .noSuchFileOrDirectory || error.code == .notDirectory {
+        do { return try stat(path) } catch let error as NFSError where error.isMissingPath {
+            return nil
+        }
+    }
+
+    /// ``statIfPresent(_:)``, suspending the task instead of blocking the thread.
+    public func statIfPresent(_ path: some NFSPathRepresentable) async throws -> NFSStat? {
+        do { return try await stat(path) } catch let error as NFSError where error.isMissingPath {
             return nil
         }
     }
@@ -98,15 +142,27 @@ extension NFSContext {
     /// Sets the permission bits of `path`. Maps `nfs_chmod`.
     /// - Throws: ``NFSError``.
     public func chmod(_ path: some NFSPathRepresentable, _ permissions: FilePermissions) throws {
-        let path = path.nfsFilePath
-        try call("chmod", path: path) { Syscalls.chmod($0, path, Int32(permissions.rawValue)) }
+        try run(Self.chmodRequest(path.nfsFilePath, Int(permissions.rawValue)))
+    }
+
+    /// ``chmod(_:_:)``, suspending the task instead of blocking the thread.
+    public func chmod(_ path: some NFSPathRepresentable, _ permissions: FilePermissions) async throws {
+        try await run(Self.chmodRequest(path.nfsFilePath, Int(permissions.rawValue)))
     }
 
     /// Sets the permission bits of `path` from a numeric mode such as `0o644`. Maps `nfs_chmod`.
     /// - Throws: ``NFSError``.
     public func chmod(_ path: some NFSPathRepresentable, mode: Int) throws {
-        let path = path.nfsFilePath
-        try call("chmod", path: path) { Syscalls.chmod($0, path, Int32(truncatingIfNeeded: mode & 0o7777)) }
+        try run(Self.chmodRequest(path.nfsFilePath, mode))
+    }
+
+    /// ``chmod(_:mode:)``, suspending the task instead of blocking the thread.
+    public func chmod(_ path: some NFSPathRepresentable, mode: Int) async throws {
+        try await run(Self.chmodRequest(path.nfsFilePath, mode))
+    }
+
+    private static func chmodRequest(_ path: FilePath, _ mode: Int) -> Request<Void> {
+        Operations.status("chmod", path) { Syscalls.chmodAsync($0, path, Int32(truncatingIfNeeded: mode & 0o7777), $1) }
     }
 
     /// Sets the owner and group of `path` (following symlinks). Maps `nfs_chown`
@@ -114,56 +170,105 @@ extension NFSContext {
     /// - Throws: ``NFSError`` (`EPERM` unless the server treats the caller as root;
     ///   over NFSv4, `ENOTSUP` for anything but a regular file).
     public func chown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
-        let path = path.nfsFilePath
-        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
-        if VersionQuirks.pathChownChangesParent(version: version) {
-            return try chownThroughHandle("chown", path, uid, gid)
-        }
-        try call("chown", path: path) { Syscalls.chown($0, path, uid, gid) }
+        try chown(path.nfsFilePath, uid: uid, gid: gid, following: true)
+    }
+
+    /// ``chown(_:uid:gid:)``, suspending the task instead of blocking the thread.
+    public func chown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) async throws {
+        try await chown(path.nfsFilePath, uid: uid, gid: gid, following: true)
     }
 
     /// Sets the owner and group of a symbolic link itself. Maps `nfs_lchown`.
     /// - Throws: ``NFSError`` (over NFSv4, `ENOTSUP` for a symbolic link).
     public func lchown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
-        let path = path.nfsFilePath
-        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
-        if VersionQuirks.pathChownChangesParent(version: version) {
-            return try chownThroughHandle("lchown", path, uid, gid, following: false)
-        }
-        try call("lchown", path: path) { Syscalls.lchown($0, path, uid, gid) }
+        try chown(path.nfsFilePath, uid: uid, gid: gid, following: false)
     }
 
-    /// chown of a regular file through an open handle, the one NFSv4 chown that
-    /// libnfs applies to the right object; anything else is refused, never
-    /// applied to the wrong object.
-    private func chownThroughHandle(_ operation: String, _ path: FilePath, _ uid: Int32, _ gid: Int32,
-                                    following: Bool = true) throws {
-        let st = following ? try stat(path) : try lstat(path)
+    /// ``lchown(_:uid:gid:)``, suspending the task instead of blocking the thread.
+    public func lchown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) async throws {
+        try await chown(path.nfsFilePath, uid: uid, gid: gid, following: false)
+    }
+
+    private func chown(_ path: FilePath, uid: Int, gid: Int, following: Bool) throws {
+        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
+        if VersionQuirks.pathChownChangesParent(version: version) {
+            let st = following ? try stat(path) : try lstat(path)
+            try Self.checkChownThroughHandle(st, following, path)
+            let file = try open(path, flags: [.read])
+            defer { try? file.close() }
+            return try file.chown(uid: uid, gid: gid, operation: following ? "chown" : "lchown")
+        }
+        try run(Self.chownRequest(path, uid, gid, following))
+    }
+
+    private func chown(_ path: FilePath, uid: Int, gid: Int, following: Bool) async throws {
+        let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
+        if VersionQuirks.pathChownChangesParent(version: version) {
+            let st = following ? try await stat(path) : try await lstat(path)
+            try Self.checkChownThroughHandle(st, following, path)
+            let file = try await open(path, flags: [.read])
+            do { try await file.chown(uid: uid, gid: gid, operation: following ? "chown" : "lchown") } catch {
+                try? await file.close()
+                throw error
+            }
+            return try await file.close()
+        }
+        try await run(Self.chownRequest(path, uid, gid, following))
+    }
+
+    private static func chownRequest(_ path: FilePath, _ uid: Int32, _ gid: Int32, _ following: Bool) -> Request<Void> {
+        Operations.status(following ? "chown" : "lchown", path) {
+            following ? Syscalls.chownAsync($0, path, uid, gid, $1) : Syscalls.lchownAsync($0, path, uid, gid, $1)
+        }
+    }
+
+    /// Over NFSv4 only a regular file can be given an owner (through an open
+    /// handle, the one v4 chown that libnfs applies to the right object);
+    /// anything else is refused, never applied to the wrong object.
+    private static func checkChownThroughHandle(_ st: NFSStat, _ following: Bool, _ path: FilePath) throws {
         guard st.isFile else {
-            throw NFSError(code: .notSupported, operation: operation, path: path,
+            throw NFSError(code: .notSupported, operation: following ? "chown" : "lchown", path: path,
                            detail: "over NFSv4, libnfs changes the owner of the parent directory instead; "
                                + "only regular files can be given an owner here (use NFSv3)")
         }
-        let file = try open(path, flags: [.read])
-        defer { try? file.close() }
-        try file.chown(uid: uid, gid: gid, operation: operation)
     }
 
     /// Sets `path`'s length, cutting it or extending it with zeros. Maps `nfs_truncate`.
     /// - Throws: ``NFSError``.
     public func truncate(_ path: some NFSPathRepresentable, to length: UInt64) throws {
-        let path = path.nfsFilePath
-        try call("truncate", path: path) { Syscalls.truncate($0, path, length) }
+        try run(Self.truncateRequest(path.nfsFilePath, length))
+    }
+
+    /// ``truncate(_:to:)``, suspending the task instead of blocking the thread.
+    public func truncate(_ path: some NFSPathRepresentable, to length: UInt64) async throws {
+        try await run(Self.truncateRequest(path.nfsFilePath, length))
+    }
+
+    private static func truncateRequest(_ path: FilePath, _ length: UInt64) -> Request<Void> {
+        Operations.status("truncate", path) { Syscalls.truncateAsync($0, path, length, $1) }
     }
 
     /// Sets the access and modification times of `path` (microsecond precision on the wire). Maps `nfs_utimes`.
     /// - Throws: ``NFSError``.
     public func utimes(_ path: some NFSPathRepresentable, accessTime: NFSTimestamp, modificationTime: NFSTimestamp) throws {
-        let path = path.nfsFilePath
-        try call("utimes", path: path) {
-            Syscalls.utimes($0, path,
-                            atime: (accessTime.seconds, Int64(accessTime.nanoseconds / 1000)),
-                            mtime: (modificationTime.seconds, Int64(modificationTime.nanoseconds / 1000)))
+        try run(Self.utimesRequest(path.nfsFilePath, accessTime, modificationTime))
+    }
+
+    /// ``utimes(_:accessTime:modificationTime:)``, suspending the task instead of blocking the thread.
+    public func utimes(_ path: some NFSPathRepresentable, accessTime: NFSTimestamp,
+                       modificationTime: NFSTimestamp) async throws {
+        try await run(Self.utimesRequest(path.nfsFilePath, accessTime, modificationTime))
+    }
+
+    private static func utimesRequest(_ path: FilePath, _ atime: NFSTimestamp, _ mtime: NFSTimestamp) -> Request<Void> {
+        Operations.status("utimes", path) {
+            Syscalls.utimesAsync($0, path, atime: (atime.seconds, Int64(atime.nanoseconds / 1000)),
+                                 mtime: (mtime.seconds, Int64(mtime.nanoseconds / 1000)), $1)
         }
     }
+}
+
+extension NFSError {
+    /// `ENOENT` or `ENOTDIR`: nothing at the path.
+    var isMissingPath: Bool { code == .noSuchFileOrDirectory || code == .notDirectory }
 }

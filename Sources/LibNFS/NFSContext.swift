@@ -22,10 +22,25 @@ import Darwin
 /// is the export's root.
 ///
 /// ## Concurrency
-/// libnfs contexts are not thread-safe, so every call into libnfs holds this
-/// context's lock: one context and its file handles may be shared by many tasks
-/// and threads, but their calls run one at a time. For parallel throughput,
-/// mount several contexts (one per worker).
+/// libnfs contexts are not thread-safe, so after the mount one service thread
+/// per context owns it (the *engine*) and every call becomes one of libnfs's
+/// `_async` calls, submitted to that thread. Many threads and tasks may share
+/// a context; their requests go out together on its one connection, up to
+/// ``NFSOptions/maxRequestsInFlight`` at a time. Each method has a synchronous
+/// form, which blocks its thread until the reply, and an `async` form of the
+/// same name, chosen by `await`, which suspends its task instead and ends
+/// with `CancellationError` when the task is cancelled:
+///
+/// ```swift
+/// let nfs = try await NFSContext(url: url)
+/// let sizes = try await withThrowingTaskGroup(of: UInt64.self) { group in
+///     for name in try await nfs.listdir("/") {
+///         group.addTask { try await nfs.stat(FilePath("/").appending(name)).size }
+///     }
+///     return try await group.reduce(0, +)
+/// }
+/// try await nfs.close()
+/// ```
 ///
 /// ## Lost connections
 /// libnfs reconnects by itself when a connection breaks (a server restart),
@@ -51,23 +66,18 @@ public final class NFSContext: Sendable {
     public let options: NFSOptions
     /// The NFS protocol version in use: the options', else the URL's, else v3.
     public let version: NFSOptions.Version
+    /// How far a file handle reads ahead of a sequential reader, in bytes: the
+    /// options' ``NFSOptions/readahead``, else the URL's `readahead`, else 8 × ``readMax``.
+    public let readAhead: Int
 
-    private let state: Locked<State>
+    /// The service thread that owns the libnfs context after the mount.
+    let engine: Engine
+    private let handles = Locked<[ObjectIdentifier: WeakFileHandle]>([:])
     /// File handles dropped unclosed, still being flushed and closed in the background.
     let backgroundCloses = DispatchGroup()
 
-    struct WeakFileHandle {
+    struct WeakFileHandle: @unchecked Sendable {
         weak var handle: NFSFileHandle?
-    }
-
-    /// `@unchecked Sendable` invariant: `nfs` is handed to libnfs only inside
-    /// `state.withLock`, so no two threads use the context at once.
-    struct State: @unchecked Sendable {
-        var nfs: OpaquePointer?
-        /// Set when a call failed on a broken connection that libnfs could not restore:
-        /// later calls fail at once instead of each waiting a timeout.
-        var lost = false
-        var handles: [ObjectIdentifier: WeakFileHandle] = [:]
     }
 
     static let logger = Logger(label: "LibNFS")
@@ -99,6 +109,8 @@ public final class NFSContext: Sendable {
             }
             self.readMax = Int(Syscalls.readMax(nfs))
             self.writeMax = Int(Syscalls.writeMax(nfs))
+            self.engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
+                                     noDelay: options.noDelay)
         } catch {
             Syscalls.destroyContext(nfs)
             throw error
@@ -107,14 +119,39 @@ public final class NFSContext: Sendable {
         self.parsedURL = parsed
         self.options = options
         self.version = version == 4 ? .v4 : .v3
-        self.state = Locked(State(nfs: nfs))
+        self.readAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
+            ?? max(readMax, 65536) * NFSFileHandle.readAheadRequests
     }
 
-    deinit {
-        state.withLock { state in
-            if let nfs = state.nfs { Syscalls.destroyContext(nfs) }
-            state.nfs = nil
+    /// Mounts like ``init(url:options:)`` without blocking a thread of Swift's
+    /// cooperative pool: the mount (libnfs's synchronous one, before the
+    /// engine exists) runs on a thread of its own, started for it.
+    /// - Throws: ``NFSError``, as ``init(url:options:)``; `CancellationError`
+    ///   when the task was cancelled before the mount began.
+    public convenience init(url: String, options: NFSOptions = .init()) async throws {
+        try Task.checkCancellation()
+        let mounted = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NFSContext, any Error>) in
+            do {
+                try ServiceThread.detached {
+                    continuation.resume(with: Result { try NFSContext(url: url, options: options) })
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
+        self.init(taking: mounted)
+    }
+
+    /// Takes over the engine of a context mounted on another thread (which is then dropped unused).
+    private init(taking other: NFSContext) {
+        url = other.url
+        parsedURL = other.parsedURL
+        readMax = other.readMax
+        writeMax = other.writeMax
+        options = other.options
+        version = other.version
+        readAhead = other.readAhead
+        engine = other.engine
     }
 
     /// Closes open file handles (flushing them), unmounts and releases the context.
@@ -127,22 +164,48 @@ public final class NFSContext: Sendable {
     ///   the context is released either way.
     public func close() throws {
         backgroundCloses.wait()
-        let open = state.withLock { $0.handles.values.compactMap(\.handle) }
         var firstError: (any Error)?
-        for handle in open {
+        for handle in openHandles {
             do { try handle.close() } catch { if firstError == nil { firstError = error } }
         }
-        let umountError: NFSError? = state.withLock { state in
-            guard let nfs = state.nfs else { return nil }
-            defer { Syscalls.destroyContext(nfs); state.nfs = nil }
-            // UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout.
-            if state.lost { return nil }
-            let rc = VersionQuirks.umountResult(BrokenPipeShield.run { Syscalls.umount(nfs) })
-            guard rc < 0 else { return nil }
-            return NFSError.fromLibNFS(result: rc, operation: "umount", path: nil, url: url, message: Syscalls.errorText(nfs))
-        }
+        do { try unmountIfConnected { try run($0) } } catch { if firstError == nil { firstError = error } }
+        engine.shutdown()
         if let firstError { throw firstError }
-        if let umountError { throw umountError }
+    }
+
+    /// ``close()`` without blocking the task's thread while handles flush and the unmount RPC runs.
+    /// - Throws: as ``close()``.
+    public func close() async throws {
+        await withCheckedContinuation { continuation in
+            backgroundCloses.notify(queue: .global()) { continuation.resume() }
+        }
+        var firstError: (any Error)?
+        for handle in openHandles {
+            do { try await handle.close() } catch { if firstError == nil { firstError = error } }
+        }
+        do {
+            if !engine.isStopped && !engine.isLost {
+                try await ignoringUnmountQuirk { try await run(Operations.status("umount", nil, Syscalls.umountAsync)) }
+            }
+        } catch { if firstError == nil { firstError = error } }
+        engine.shutdown()
+        if let firstError { throw firstError }
+    }
+
+    private var openHandles: [NFSFileHandle] { handles.withLock { $0.values.compactMap(\.handle) } }
+
+    /// UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout.
+    private func unmountIfConnected(_ perform: (Request<Void>) throws -> Void) throws {
+        guard !engine.isStopped && !engine.isLost else { return }
+        try ignoringUnmountQuirk { try perform(Operations.status("umount", nil, Syscalls.umountAsync)) }
+    }
+
+    private func ignoringUnmountQuirk(_ body: () async throws -> Void) async throws {
+        do { try await body() } catch let error as NFSError where VersionQuirks.unmountSucceeded(despite: error) {}
+    }
+
+    private func ignoringUnmountQuirk(_ body: () throws -> Void) throws {
+        do { try body() } catch let error as NFSError where VersionQuirks.unmountSucceeded(despite: error) {}
     }
 
     /// An identifier of the connection to the server's NFS port, which changes
@@ -156,56 +219,41 @@ public final class NFSContext: Sendable {
     /// value after the COMMIT tells whether that can have happened: nfs-cp
     /// writes the file again when it has.
     public var connectionIdentity: UInt64? {
-        state.withLock { state in state.nfs.flatMap(Syscalls.connectionIdentity) }
+        try? engine.perform(Request("connection", inline: Syscalls.connectionIdentity)) ?? nil
     }
 
     /// True once a call has failed on a broken connection that libnfs could not
     /// restore (see "Lost connections" above): every later call fails at once.
-    public var isConnectionLost: Bool { state.withLock { $0.lost } }
+    public var isConnectionLost: Bool { engine.isLost }
 
     /// True once ``close()`` has run.
-    public var isClosed: Bool { state.withLock { $0.nfs == nil } }
+    public var isClosed: Bool { engine.isStopped }
 
-    /// Runs one libnfs call under the context's lock and turns a negative result into an ``NFSError``.
+    /// Runs one request on the engine, blocking this thread until it ends.
     @discardableResult
-    func call(_ operation: String, path: FilePath?, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
-        try callResult(operation, path: path) { nfs in
-            let rc = body(nfs)
-            return rc < 0 ? .failure(LibNFSStatus(rc)) : .success(rc)
-        }
+    func run<T: Sendable>(_ request: Request<T>) throws -> T {
+        do { return try engine.perform(request) } catch { throw noted(error) }
     }
 
-    /// Runs several libnfs calls as one step under the lock; `body` reports failure as a negative errno.
-    func callResult<T>(_ operation: String, path: FilePath?, _ body: (OpaquePointer) -> Result<T, LibNFSStatus>) throws -> T {
-        try state.withLock { state in
-            guard let nfs = state.nfs else { throw Self.closedError(operation, path) }
-            if state.lost {
-                throw NFSError(code: .connectionReset, operation: operation, path: path,
-                               detail: "the connection was lost earlier and could not be restored; mount again")
-            }
-            let start = ContinuousClock.now
-            let connection = VersionQuirks.watchesConnection ? Syscalls.connectionIdentity(nfs) : nil
-            switch BrokenPipeShield.run({ body(nfs) }) {
-            case .success(let value): return value
-            case .failure(let status):
-                let elapsed = ContinuousClock.now - start
-                let error = NFSError.fromLibNFS(result: status.rc, operation: operation, path: path,
-                                                message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: options.effectiveTimeout,
-                                                connectionChanged: connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false)
-                // libnfs reconnects inside a call (a restart goes unnoticed); a call that still
-                // fails on the connection means it could not, so the next would only wait again.
-                if error.code == .connectionReset { state.lost = true }
-                throw error
-            }
-        }
+    /// Runs one request on the engine, suspending this task until it ends.
+    @discardableResult
+    func run<T: Sendable>(_ request: Request<T>) async throws -> T {
+        do { return try await engine.perform(request) } catch { throw noted(error) }
+    }
+
+    /// libnfs reconnects inside a call (a restart goes unnoticed); a call that still
+    /// fails on the connection means it could not, so the next would only wait again.
+    func noted(_ error: any Error) -> any Error {
+        if let error = error as? NFSError, error.code == .connectionReset { engine.markLost() }
+        return error
     }
 
     func register(_ handle: NFSFileHandle) {
-        state.withLock { $0.handles[ObjectIdentifier(handle)] = WeakFileHandle(handle: handle) }
+        handles.withLock { $0[ObjectIdentifier(handle)] = WeakFileHandle(handle: handle) }
     }
 
     func unregister(_ id: ObjectIdentifier) {
-        state.withLock { _ = $0.handles.removeValue(forKey: id) }
+        handles.withLock { _ = $0.removeValue(forKey: id) }
     }
 
     static func closedError(_ operation: String, _ path: FilePath?) -> NFSError {
@@ -221,7 +269,10 @@ public final class NFSContext: Sendable {
         // are handed to nfs_mount as they are (the path's bytes decoded here,
         // since libnfs versions disagree on escapes; the host without brackets,
         // which libnfs cannot resolve).
-        if !url.query.isEmpty && !Syscalls.applyURLArguments(nfs, query: url.query) {
+        // `readahead` is this package's own (see NFSOptions.readahead): libnfs's read-ahead
+        // corrupts concurrent reads of one file (libnfs 4.0.0 failed them with EEXIST).
+        let query = url.query.split(separator: "&").filter { !$0.hasPrefix("readahead=") }.joined(separator: "&")
+        if !query.isEmpty && !Syscalls.applyURLArguments(nfs, query: query) {
             throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
                            detail: "libnfs refused the URL's arguments", libnfsMessage: Syscalls.errorText(nfs))
         }
@@ -238,7 +289,6 @@ public final class NFSContext: Sendable {
         if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
-        if let readahead = options.readahead { _ = Syscalls.setReadahead(nfs, UInt32(clamping: readahead)) }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
     }
 

@@ -29,60 +29,75 @@ public final class NFSFileHandle: Sendable {
     public let flags: NFSOpenFlags
     /// True when this handle mounted its own context (``init(url:mode:options:)``) and unmounts it on close.
     private let ownsContext: Bool
-    private let state: Locked<State>
+    /// Held by each operation from start to end, RPCs included (see ``Gate``).
+    private let gate = Gate()
+    private let state: State
 
-    private struct State {
+    /// `@unchecked Sendable`: read and written only while holding `gate` (or in `deinit`).
+    private final class State: @unchecked Sendable {
         var fh: FilePointer?
         var position: UInt64
         var buffer: FileBuffer
+
+        init(fh: FilePointer, position: UInt64, buffer: FileBuffer) {
+            self.fh = fh
+            self.position = position
+            self.buffer = buffer
+        }
     }
 
-    init(context: NFSContext, path: FilePath, flags: NFSOpenFlags, permissions: Int, ownsContext: Bool) throws {
-        var fh: OpaquePointer?
-        try context.call("open", path: path) {
-            Syscalls.open($0, path, flags: flags.posixFlags, mode: Int32(truncatingIfNeeded: permissions), &fh)
-        }
-        guard let fh else {
-            throw NFSError(code: .ioError, operation: "open", path: path, detail: "libnfs returned no file handle")
-        }
+    init(context: NFSContext, path: FilePath, fh: FilePointer, position: UInt64, flags: NFSOpenFlags, ownsContext: Bool) {
         let io = FileIO(context: context, fh: fh, path: path)
-        var position: UInt64 = 0
-        if flags.contains(.append) {
-            do { position = try io.fstat().size } catch {
-                _ = try? context.call("close", path: path) { Syscalls.close($0, fh) }
-                throw error
-            }
-        }
+        let readCapacity = max(context.options.readBufferSize ?? io.readChunk, 1)
         self.context = context
         self.name = path
         self.flags = flags
         self.mode = flags.modeString
         self.ownsContext = ownsContext
-        self.state = Locked(State(
-            fh: FilePointer(raw: fh), position: position,
-            buffer: FileBuffer(readCapacity: max(context.options.readBufferSize ?? io.readChunk,
-                                                 NFSLibrary.hasReadahead ? 1 : context.options.readahead ?? 1, 1),
-                               writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1))))
+        self.state = State(fh: fh, position: position, buffer: FileBuffer(
+            readCapacity: readCapacity,
+            writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
+            readAheadLimit: max(readCapacity, context.readAhead)))
         context.register(self)
     }
+
+    /// How many readMax RPCs a sequential reader's buffer grows to (its read-ahead).
+    static let readAheadRequests = 8
 
     /// Mounts the directory holding the file `url` names and opens the file,
     /// like libnfs-python's module-level `open`. Closing the handle unmounts.
     /// - Throws: ``NFSError`` from the mount or the open.
     public convenience init(url: String, mode: String = "r", options: NFSOptions = .init()) throws {
-        let parsed = try NFSURL(url)
-        guard let file = parsed.filePath.lastComponent, !parsed.lastComponent.isEmpty else {
-            throw NFSError(code: .isDirectory, operation: "open", url: url, detail: "the URL names no file")
-        }
-        let flags = try NFSOpenFlags(mode: mode)
+        let (parsed, file, flags) = try Self.parseFileURL(url, mode: mode)
         let context = try NFSContext(url: parsed.deletingLastComponent.description, options: options)
         do {
-            try self.init(context: context, path: FilePath(root: "/", [file]), flags: flags,
-                          permissions: 0o644, ownsContext: true)
+            let opened = try context.openFile(file, flags: flags, permissions: 0o644)
+            self.init(context: context, path: file, fh: opened.fh, position: opened.position, flags: flags, ownsContext: true)
         } catch {
             try? context.close()
             throw error
         }
+    }
+
+    /// ``init(url:mode:options:)``, suspending the task instead of blocking the thread.
+    public convenience init(url: String, mode: String = "r", options: NFSOptions = .init()) async throws {
+        let (parsed, file, flags) = try Self.parseFileURL(url, mode: mode)
+        let context = try await NFSContext(url: parsed.deletingLastComponent.description, options: options)
+        do {
+            let opened = try await context.openFile(file, flags: flags, permissions: 0o644)
+            self.init(context: context, path: file, fh: opened.fh, position: opened.position, flags: flags, ownsContext: true)
+        } catch {
+            try? await context.close()
+            throw error
+        }
+    }
+
+    private static func parseFileURL(_ url: String, mode: String) throws -> (NFSURL, FilePath, NFSOpenFlags) {
+        let parsed = try NFSURL(url)
+        guard let file = parsed.filePath.lastComponent, !parsed.lastComponent.isEmpty else {
+            throw NFSError(code: .isDirectory, operation: "open", url: url, detail: "the URL names no file")
+        }
+        return (parsed, FilePath(root: "/", [file]), try NFSOpenFlags(mode: mode))
     }
 
     /// A handle dropped while open is closed without blocking the thread that
@@ -94,61 +109,87 @@ public final class NFSFileHandle: Sendable {
     /// level error, naming the file and the bytes lost); debug builds also warn
     /// about every handle dropped open. Call ``close()`` to see errors.
     deinit {
-        let leftover: (fh: FilePointer, buffer: FileBuffer)? = state.withLock { state in
-            guard let fh = state.fh else { return nil }
-            defer { state.fh = nil; state.buffer.discard() }
-            return (fh, state.buffer)
-        }
-        guard let leftover else { return }
+        guard let fh = state.fh else { return }
+        let buffer = state.buffer
+        state.fh = nil
+        state.buffer.discard()
         #if DEBUG
         NFSContext.logger.warning("NFSFileHandle \(name) was dropped without close(); closing it in the background")
         #endif
-        Self.closeInBackground(leftover.fh, buffer: leftover.buffer, name: name, id: ObjectIdentifier(self),
+        Self.closeInBackground(fh, buffer: buffer, name: name, id: ObjectIdentifier(self),
                                context: context, ownsContext: ownsContext)
     }
 
+    /// Sends the leftover bytes and closes the file through requests that
+    /// call back when done: no thread and no task waits, so a thread blocked
+    /// in ``NFSContext/close()`` (on Swift's cooperative pool too) cannot
+    /// starve this work.
     private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: FilePath, id: ObjectIdentifier,
                                           context: NFSContext, ownsContext: Bool) {
         context.backgroundCloses.enter()
-        DispatchQueue.global(qos: .utility).async {
-            var buffer = buffer
-            let pending = buffer.pendingWriteCount
-            let io = FileIO(context: context, fh: fh.raw, path: name)
-            do { try buffer.flush(io) } catch {
-                NFSContext.logger.error("\(name) was dropped without close(); \(pending) buffered bytes were lost: \(error)")
-            }
-            do { try context.call("close", path: name) { Syscalls.close($0, fh.raw) } } catch {
+        let close = Self.closeRequest(fh, name).whenDone { result in
+            if case .failure(let error) = result {
                 NFSContext.logger.error("closing \(name), dropped without close(), failed: \(error)")
             }
             context.unregister(id)
             // Leave before unmounting: close() waits for this very group.
             context.backgroundCloses.leave()
-            if ownsContext { try? context.close() }
+            if ownsContext { DispatchQueue.global().async { try? context.close() } }
+        }
+        let writes = buffer.pendingWrites(FileIO(context: context, fh: fh, path: name))
+        guard !writes.isEmpty else { return context.engine.submit(close) }
+        let remaining = Locked((count: writes.count, failure: nil as String?))
+        for write in writes {
+            context.engine.submit(write.request.whenDone { result in
+                let done = remaining.withLock { state -> Bool in
+                    switch result {
+                    case .success(let n) where n == write.count: break
+                    case .success(let n): state.failure = state.failure ?? "the server accepted \(n) of \(write.count) bytes"
+                    case .failure(let error): state.failure = state.failure ?? "\(error)"
+                    }
+                    state.count -= 1
+                    return state.count == 0
+                }
+                guard done else { return }
+                if let failure = remaining.withLock({ $0.failure }) {
+                    NFSContext.logger.error("\(name) was dropped without close(); \(buffer.pendingWriteCount) buffered bytes were lost: \(failure)")
+                }
+                context.engine.submit(close)
+            })
         }
     }
 
-    private func io(_ fh: OpaquePointer) -> FileIO {
-        FileIO(context: context, fh: fh, path: name)
+    private static func closeRequest(_ fh: FilePointer, _ name: FilePath) -> Request<Void> {
+        Operations.status("close", name) { Syscalls.closeAsync($0, fh.raw, $1) }
+    }
+
+    /// The open file and its I/O, or the error for a closed file or a missing access right.
+    private func openFile(_ operation: String, needs access: NFSOpenFlags) throws -> FileIO {
+        guard let fh = state.fh else {
+            throw NFSError(code: .badFileDescriptor, operation: operation, path: name, detail: "the file is closed")
+        }
+        if !flags.isSuperset(of: access) {
+            let what = access.contains(.write) ? "writing" : "reading"
+            throw NFSError(code: .badFileDescriptor, operation: operation, path: name,
+                           detail: "the file is not open for \(what) (mode \(mode))")
+        }
+        return FileIO(context: context, fh: fh, path: name)
     }
 
     @discardableResult
     private func withOpenFile<T>(_ operation: String, needs access: NFSOpenFlags = [],
-                                 _ body: (inout State, FileIO) throws -> T) throws -> T {
-        try state.withLock { state in
-            guard let fh = state.fh?.raw else {
-                throw NFSError(code: .badFileDescriptor, operation: operation, path: name, detail: "the file is closed")
-            }
-            if !flags.isSuperset(of: access) {
-                let what = access.contains(.write) ? "writing" : "reading"
-                throw NFSError(code: .badFileDescriptor, operation: operation, path: name,
-                               detail: "the file is not open for \(what) (mode \(mode))")
-            }
-            return try body(&state, io(fh))
-        }
+                                 _ body: (State, FileIO) throws -> T) throws -> T {
+        try gate.withLock { try body(state, try openFile(operation, needs: access)) }
+    }
+
+    @discardableResult
+    private func withOpenFile<T>(_ operation: String, needs access: NFSOpenFlags = [],
+                                 _ body: (State, FileIO) async throws -> T) async throws -> T {
+        try await gate.withLock { try await body(state, try openFile(operation, needs: access)) }
     }
 
     /// True once ``close()`` has run (or the context was closed).
-    public var isClosed: Bool { state.withLock { $0.fh == nil } }
+    public var isClosed: Bool { gate.withLock { state.fh == nil } }
 
     // MARK: Reading
 
@@ -162,6 +203,14 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// ``read(_:)``, suspending the task instead of blocking the thread.
+    public func read(_ count: Int) async throws -> [UInt8] {
+        precondition(count >= 0, "read count must not be negative")
+        let bytes = OwnedBytes(count: count)
+        let n = try await read(into: UnsafeMutableRawBufferPointer(rebasing: bytes.buffer[..<count]))
+        return Array(UnsafeRawBufferPointer(rebasing: bytes.buffer[..<n]))
+    }
+
     /// Reads into `buffer` at the current position and advances it; returns the
     /// count read, less than `buffer.count` only at end of file.
     /// - Throws: ``NFSError``.
@@ -173,30 +222,64 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
-    /// Reads from the current position to end of file.
+    /// ``read(into:)``, suspending the task; `buffer` must stay valid until it returns.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try await withOpenFile("read", needs: .read) { state, io in
+            let n = try await state.buffer.read(at: state.position, into: buffer, io)
+            state.position += UInt64(n)
+            return n
+        }
+    }
+
+    /// Reads from the current position to end of file, in pipelined RPCs.
     /// - Throws: ``NFSError``.
     public func readAll() throws -> [UInt8] {
-        var result: [UInt8] = []
-        let size = try stat().size
-        let position = try tell()
-        if size > position { result.reserveCapacity(Int(clamping: size - position)) }
-        while true {
-            let chunk = try read(max(context.readMax, 65536))
-            if chunk.isEmpty { break }
-            result.append(contentsOf: chunk)
+        let expected = try withOpenFile("read", needs: .read) { state, io in
+            try state.buffer.flush(io)
+            return Self.remaining(try io.fstat().size, after: state.position)
         }
+        var result = try read(expected)
+        // The file may have grown since the size was taken.
+        while case let more = try read(max(context.readMax, 65536)), !more.isEmpty { result += more }
         return result
+    }
+
+    /// ``readAll()``, suspending the task instead of blocking the thread.
+    public func readAll() async throws -> [UInt8] {
+        let expected = try await withOpenFile("read", needs: .read) { state, io in
+            try await state.buffer.flush(io)
+            return Self.remaining(try await io.fstat().size, after: state.position)
+        }
+        var result = try await read(expected)
+        while case let more = try await read(max(context.readMax, 65536)), !more.isEmpty { result += more }
+        return result
+    }
+
+    private static func remaining(_ size: UInt64, after position: UInt64) -> Int {
+        size > position ? Int(clamping: size - position) : 0
     }
 
     /// Reads one line, the `\n` stripped (a `\r\n` too); nil at end of file.
     /// Invalid UTF-8 is repaired with U+FFFD.
     /// - Throws: ``NFSError``.
     public func readLine() throws -> String? {
-        let bytes = try withOpenFile("read", needs: .read) { state, io in
+        Self.line(try withOpenFile("read", needs: .read) { state, io in
             let line = try state.buffer.readLine(at: state.position, io)
             state.position += UInt64(line.count)
             return line
-        }
+        })
+    }
+
+    /// ``readLine()``, suspending the task instead of blocking the thread.
+    public func readLine() async throws -> String? {
+        Self.line(try await withOpenFile("read", needs: .read) { state, io in
+            let line = try await state.buffer.readLine(at: state.position, io)
+            state.position += UInt64(line.count)
+            return line
+        })
+    }
+
+    private static func line(_ bytes: [UInt8]) -> String? {
         guard !bytes.isEmpty else { return nil }
         var content = bytes[...]
         if content.last == UInt8(ascii: "\n") { content = content.dropLast() }
@@ -212,8 +295,15 @@ public final class NFSFileHandle: Sendable {
         return lines
     }
 
+    /// ``lines()``, suspending the task instead of blocking the thread.
+    public func lines() async throws -> [String] {
+        var lines: [String] = []
+        while let line = try await readLine() { lines.append(line) }
+        return lines
+    }
+
     /// Reads up to `count` bytes at `offset` without moving the position; fewer only at end of file.
-    /// Maps `nfs_pread`.
+    /// Maps `nfs_pread` (in pipelined RPCs of readMax).
     /// - Throws: ``NFSError``.
     public func pread(count: Int, offset: UInt64) throws -> [UInt8] {
         precondition(count >= 0, "read count must not be negative")
@@ -222,6 +312,17 @@ public final class NFSFileHandle: Sendable {
             return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
                 initialized = try io.pread(offset: offset, into: UnsafeMutableRawBufferPointer(buffer))
             }
+        }
+    }
+
+    /// ``pread(count:offset:)``, suspending the task instead of blocking the thread.
+    public func pread(count: Int, offset: UInt64) async throws -> [UInt8] {
+        precondition(count >= 0, "read count must not be negative")
+        return try await withOpenFile("pread", needs: .read) { state, io in
+            try await state.buffer.flush(io)
+            let bytes = OwnedBytes(count: count)
+            let n = try await io.pread(offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: bytes.buffer[..<count]))
+            return Array(UnsafeRawBufferPointer(rebasing: bytes.buffer[..<n]))
         }
     }
 
@@ -239,11 +340,21 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// ``write(_:)-(Sequence<UInt8>)``, suspending the task instead of blocking the thread.
+    public func write(_ bytes: some Sequence<UInt8>) async throws {
+        try await write(slice: Array(bytes)[...])
+    }
+
     /// Writes `string` as UTF-8. See ``write(_:)-(Sequence<UInt8>)``.
     /// - Throws: ``NFSError``.
     public func write(_ string: String) throws {
         var string = string
         try string.withUTF8 { try write(raw: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// ``write(_:)-(String)``, suspending the task instead of blocking the thread.
+    public func write(_ string: String) async throws {
+        try await write(slice: Array(string.utf8)[...])
     }
 
     /// Writes the bytes of `buffer`. See ``write(_:)-(Sequence<UInt8>)``.
@@ -260,6 +371,22 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// ``write(raw:)``, suspending the task; the bytes are copied before it first suspends.
+    public func write(raw buffer: UnsafeRawBufferPointer) async throws {
+        try await write(slice: Array(buffer)[...])
+    }
+
+    private func write(slice bytes: ArraySlice<UInt8>) async throws {
+        try await withOpenFile("write", needs: .write) { state, io in
+            guard !bytes.isEmpty else { return }
+            if flags.contains(.append) && state.buffer.pendingWriteCount == 0 {
+                state.position = try await io.fstat().size
+            }
+            try await state.buffer.write(bytes, at: state.position, io)
+            state.position += UInt64(bytes.count)
+        }
+    }
+
     /// Writes every byte of `bytes` at `offset` without moving the position. Maps `nfs_pwrite`.
     /// - Throws: ``NFSError``.
     public func pwrite(_ bytes: some Sequence<UInt8>, offset: UInt64) throws {
@@ -269,7 +396,18 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
-    /// Writes every byte of `buffer` at `offset`, unbuffered, without moving the position. Maps `nfs_pwrite`.
+    /// ``pwrite(_:offset:)``, suspending the task instead of blocking the thread.
+    public func pwrite(_ bytes: some Sequence<UInt8>, offset: UInt64) async throws {
+        let bytes = Array(bytes)[...]
+        try await withOpenFile("pwrite", needs: .write) { state, io in
+            try await state.buffer.flush(io)
+            state.buffer.invalidateRead(from: offset, count: bytes.count)
+            try await io.pwrite(offset: offset, bytes)
+        }
+    }
+
+    /// Writes every byte of `buffer` at `offset`, unbuffered, without moving the position. Maps `nfs_pwrite`
+    /// (in pipelined RPCs of writeMax).
     /// - Throws: ``NFSError``.
     public func pwrite(raw buffer: UnsafeRawBufferPointer, offset: UInt64) throws {
         try withOpenFile("pwrite", needs: .write) { state, io in
@@ -279,10 +417,20 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// ``pwrite(raw:offset:)``, suspending the task; the bytes are copied before it first suspends.
+    public func pwrite(raw buffer: UnsafeRawBufferPointer, offset: UInt64) async throws {
+        try await pwrite(Array(buffer), offset: offset)
+    }
+
     /// Sends buffered writes to the server (without a COMMIT; see ``fsync()``).
     /// - Throws: ``NFSError``.
     public func flush() throws {
-        _ = try withOpenFile("flush") { state, io in try state.buffer.flush(io) }
+        try withOpenFile("flush") { state, io in try state.buffer.flush(io) }
+    }
+
+    /// ``flush()``, suspending the task instead of blocking the thread.
+    public func flush() async throws {
+        try await withOpenFile("flush") { state, io in try await state.buffer.flush(io) }
     }
 
     /// Sends buffered writes and commits the file to stable storage. Maps `nfs_fsync`.
@@ -290,8 +438,20 @@ public final class NFSFileHandle: Sendable {
     public func fsync() throws {
         try withOpenFile("fsync") { state, io in
             try state.buffer.flush(io)
-            try context.call("fsync", path: name) { Syscalls.fsync($0, io.fh) }
+            try context.run(Self.fsyncRequest(io))
         }
+    }
+
+    /// ``fsync()``, suspending the task instead of blocking the thread.
+    public func fsync() async throws {
+        try await withOpenFile("fsync") { state, io in
+            try await state.buffer.flush(io)
+            try await context.run(Self.fsyncRequest(io))
+        }
+    }
+
+    private static func fsyncRequest(_ io: FileIO) -> Request<Void> {
+        Operations.status("fsync", io.path) { Syscalls.fsyncAsync($0, io.fh.raw, $1) }
     }
 
     /// Sets the file's length (default: the current position), cutting or
@@ -300,10 +460,22 @@ public final class NFSFileHandle: Sendable {
     public func truncate(_ length: UInt64? = nil) throws {
         try withOpenFile("truncate", needs: .write) { state, io in
             try state.buffer.flush(io)
-            let length = length ?? state.position
-            try context.call("truncate", path: name) { Syscalls.ftruncate($0, io.fh, length) }
+            try context.run(Self.truncateRequest(io, length ?? state.position))
             state.buffer.invalidateRead(from: 0, count: Int.max)
         }
+    }
+
+    /// ``truncate(_:)``, suspending the task instead of blocking the thread.
+    public func truncate(_ length: UInt64? = nil) async throws {
+        try await withOpenFile("truncate", needs: .write) { state, io in
+            try await state.buffer.flush(io)
+            try await context.run(Self.truncateRequest(io, length ?? state.position))
+            state.buffer.invalidateRead(from: 0, count: Int.max)
+        }
+    }
+
+    private static func truncateRequest(_ io: FileIO, _ length: UInt64) -> Request<Void> {
+        Operations.status("truncate", io.path) { Syscalls.ftruncateAsync($0, io.fh.raw, length, $1) }
     }
 
     // MARK: Position and attributes
@@ -313,22 +485,42 @@ public final class NFSFileHandle: Sendable {
     @discardableResult
     public func seek(_ offset: Int64, whence: Whence = .set) throws -> UInt64 {
         try withOpenFile("seek") { state, io in
-            let base: Int64
-            switch whence {
-            case .set: base = 0
-            case .current: base = try signedOffset(state.position, "the position")
-            case .end:
+            var size: UInt64?
+            if whence == .end {
                 try state.buffer.flush(io)
-                base = try signedOffset(try io.fstat().size, "the size the server reports")
+                size = try io.fstat().size
             }
-            let (target, overflow) = base.addingReportingOverflow(offset)
-            guard !overflow, target >= 0 else {
-                throw NFSError(code: .invalidArgument, operation: "seek", path: name,
-                               detail: "position \(base) + \(offset) is before the start of the file")
-            }
-            state.position = UInt64(target)
-            return state.position
+            return try move(state, offset, whence, size: size)
         }
+    }
+
+    /// ``seek(_:whence:)``, suspending the task instead of blocking the thread.
+    @discardableResult
+    public func seek(_ offset: Int64, whence: Whence = .set) async throws -> UInt64 {
+        try await withOpenFile("seek") { state, io in
+            var size: UInt64?
+            if whence == .end {
+                try await state.buffer.flush(io)
+                size = try await io.fstat().size
+            }
+            return try move(state, offset, whence, size: size)
+        }
+    }
+
+    private func move(_ state: State, _ offset: Int64, _ whence: Whence, size: UInt64?) throws -> UInt64 {
+        let base: Int64
+        switch whence {
+        case .set: base = 0
+        case .current: base = try signedOffset(state.position, "the position")
+        case .end: base = try signedOffset(size ?? 0, "the size the server reports")
+        }
+        let (target, overflow) = base.addingReportingOverflow(offset)
+        guard !overflow, target >= 0 else {
+            throw NFSError(code: .invalidArgument, operation: "seek", path: name,
+                           detail: "position \(base) + \(offset) is before the start of the file")
+        }
+        state.position = UInt64(target)
+        return state.position
     }
 
     /// `lseek` works in signed offsets; a server can report a size no `Int64` holds.
@@ -355,19 +547,40 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// ``stat()``, suspending the task instead of blocking the thread.
+    public func stat() async throws -> NFSStat {
+        try await withOpenFile("fstat") { state, io in
+            try await state.buffer.flush(io)
+            return try await io.fstat()
+        }
+    }
+
     /// Sets the file's permission bits. Maps `nfs_fchmod`.
     /// - Throws: ``NFSError``.
     public func chmod(mode: Int) throws {
-        try withOpenFile("chmod") { _, io in
-            try context.call("chmod", path: name) { Syscalls.fchmod($0, io.fh, Int32(truncatingIfNeeded: mode & 0o7777)) }
-        }
+        try withOpenFile("chmod") { _, io in try context.run(Self.chmodRequest(io, mode)) }
+    }
+
+    /// ``chmod(mode:)``, suspending the task instead of blocking the thread.
+    public func chmod(mode: Int) async throws {
+        try await withOpenFile("chmod") { _, io in try await context.run(Self.chmodRequest(io, mode)) }
+    }
+
+    private static func chmodRequest(_ io: FileIO, _ mode: Int) -> Request<Void> {
+        Operations.status("chmod", io.path) { Syscalls.fchmodAsync($0, io.fh.raw, Int32(truncatingIfNeeded: mode & 0o7777), $1) }
     }
 
     /// Sets the file's owner and group. Maps `nfs_fchown`.
     func chown(uid: Int32, gid: Int32, operation: String) throws {
-        try withOpenFile(operation) { _, io in
-            try context.call(operation, path: name) { Syscalls.fchown($0, io.fh, uid, gid) }
-        }
+        try withOpenFile(operation) { _, io in try context.run(Self.chownRequest(io, uid, gid, operation)) }
+    }
+
+    func chown(uid: Int32, gid: Int32, operation: String) async throws {
+        try await withOpenFile(operation) { _, io in try await context.run(Self.chownRequest(io, uid, gid, operation)) }
+    }
+
+    private static func chownRequest(_ io: FileIO, _ uid: Int32, _ gid: Int32, _ operation: String) -> Request<Void> {
+        Operations.status(operation, io.path) { Syscalls.fchownAsync($0, io.fh.raw, uid, gid, $1) }
     }
 
     // MARK: Closing
@@ -376,18 +589,31 @@ public final class NFSFileHandle: Sendable {
     /// Maps `nfs_close`. A handle opened with ``init(url:mode:options:)`` also unmounts.
     /// - Throws: the flush or close error; the handle is closed either way.
     public func close() throws {
-        let result: Result<Void, any Error> = state.withLock { state in
-            guard let fh = state.fh?.raw else { return .success(()) }
+        let result: Result<Void, any Error> = gate.withLock {
+            guard let fh = state.fh else { return .success(()) }
             defer { state.fh = nil; state.buffer.discard() }
             var failure: (any Error)?
-            do { try state.buffer.flush(io(fh)) } catch { failure = error }
-            do { try context.call("close", path: name) { Syscalls.close($0, fh) } } catch {
-                if failure == nil { failure = error }
-            }
+            do { try state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
+            do { try context.run(Self.closeRequest(fh, name)) } catch { if failure == nil { failure = error } }
             return failure.map { .failure($0) } ?? .success(())
         }
         context.unregister(ObjectIdentifier(self))
         if ownsContext { try? context.close() }
+        try result.get()
+    }
+
+    /// ``close()``, suspending the task instead of blocking the thread.
+    public func close() async throws {
+        let result: Result<Void, any Error> = await gate.withLock {
+            guard let fh = state.fh else { return .success(()) }
+            defer { state.fh = nil; state.buffer.discard() }
+            var failure: (any Error)?
+            do { try await state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
+            do { try await context.run(Self.closeRequest(fh, name)) } catch { if failure == nil { failure = error } }
+            return failure.map { .failure($0) } ?? .success(())
+        }
+        context.unregister(ObjectIdentifier(self))
+        if ownsContext { try? await context.close() }
         try result.get()
     }
 }
@@ -397,26 +623,63 @@ extension NFSContext {
     /// New files get `permissions` (default `0o644`). Maps `nfs_open2`.
     /// - Throws: ``NFSError`` (`ENOENT`, `EEXIST` for `x`, `EISDIR`, `EACCES`, `EINVAL` for a bad mode, …).
     public func open(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644) throws -> NFSFileHandle {
-        let path = path.nfsFilePath
-        let flags: NFSOpenFlags
-        do { flags = try NFSOpenFlags(mode: mode) } catch var error as NFSError {
-            error.path = path
-            throw error
-        }
-        return try open(path, flags: flags, permissions: permissions)
+        try open(path, flags: try Self.flags(mode, path.nfsFilePath), permissions: permissions)
+    }
+
+    /// ``open(_:mode:permissions:)``, suspending the task instead of blocking the thread.
+    public func open(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644) async throws -> NFSFileHandle {
+        try await open(path, flags: try Self.flags(mode, path.nfsFilePath), permissions: permissions)
     }
 
     /// Opens `path` with explicit flags; new files get `permissions`. Maps `nfs_open2`.
     /// - Throws: ``NFSError``.
     public func open(_ path: some NFSPathRepresentable, flags: NFSOpenFlags, permissions: Int = 0o644) throws -> NFSFileHandle {
         let path = path.nfsFilePath
+        let opened = try openFile(path, flags: flags, permissions: permissions)
+        return NFSFileHandle(context: self, path: path, fh: opened.fh, position: opened.position, flags: flags, ownsContext: false)
+    }
+
+    /// ``open(_:flags:permissions:)``, suspending the task instead of blocking the thread.
+    public func open(_ path: some NFSPathRepresentable, flags: NFSOpenFlags, permissions: Int = 0o644) async throws -> NFSFileHandle {
+        let path = path.nfsFilePath
+        let opened = try await openFile(path, flags: flags, permissions: permissions)
+        return NFSFileHandle(context: self, path: path, fh: opened.fh, position: opened.position, flags: flags, ownsContext: false)
+    }
+
+    private static func flags(_ mode: String, _ path: FilePath) throws -> NFSOpenFlags {
+        do { return try NFSOpenFlags(mode: mode) } catch var error as NFSError {
+            error.path = path
+            throw error
+        }
+    }
+
+    private static func openRequest(_ path: FilePath, _ flags: NFSOpenFlags, _ permissions: Int) throws -> Request<FilePointer> {
         if flags.contains(.exclusive) && !flags.contains(.create) {
             throw NFSError(code: .invalidArgument, operation: "open", path: path, detail: "exclusive needs create")
         }
         if flags.contains(.truncate) && !flags.contains(.write) {
             throw NFSError(code: .invalidArgument, operation: "open", path: path, detail: "truncate needs write")
         }
-        return try NFSFileHandle(context: self, path: path, flags: flags, permissions: permissions, ownsContext: false)
+        return Operations.open(path, flags: flags.posixFlags, mode: Int32(truncatingIfNeeded: permissions))
+    }
+
+    /// Opens the libnfs file and finds its starting position (the end, in append mode).
+    func openFile(_ path: FilePath, flags: NFSOpenFlags, permissions: Int) throws -> (fh: FilePointer, position: UInt64) {
+        let fh = try run(try Self.openRequest(path, flags, permissions))
+        guard flags.contains(.append) else { return (fh, 0) }
+        do { return (fh, try run(Operations.fstat(fh, path)).size) } catch {
+            _ = try? run(Operations.status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) })
+            throw error
+        }
+    }
+
+    func openFile(_ path: FilePath, flags: NFSOpenFlags, permissions: Int) async throws -> (fh: FilePointer, position: UInt64) {
+        let fh = try await run(try Self.openRequest(path, flags, permissions))
+        guard flags.contains(.append) else { return (fh, 0) }
+        do { return (fh, try await run(Operations.fstat(fh, path)).size) } catch {
+            _ = try? await run(Operations.status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) })
+            throw error
+        }
     }
 
     /// Opens `path`, runs `body` with the handle, and closes it, like swift-system's `closeAfter`:
@@ -433,6 +696,21 @@ extension NFSContext {
             throw error
         }
         try file.close()
+        return result
+    }
+
+    /// ``withFile(_:mode:permissions:_:)`` with an async body.
+    public func withFile<R>(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644,
+                            _ body: (NFSFileHandle) async throws -> R) async throws -> R {
+        let file = try await open(path, mode: mode, permissions: permissions)
+        let result: R
+        do {
+            result = try await body(file)
+        } catch {
+            try? await file.close()
+            throw error
+        }
+        try await file.close()
         return result
     }
 }

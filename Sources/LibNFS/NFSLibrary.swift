@@ -91,7 +91,8 @@ public enum NFSLibrary {
     /// 2 for libnfs 6 and later ("API v2"), 1 before: from the header compiled against.
     public static var apiVersion: Int { Syscalls.apiVersion }
 
-    /// True when libnfs does read-ahead itself (4.x, 5.x); see ``NFSOptions/readahead``.
+    /// True when this libnfs has a read-ahead of its own (4.x, 5.x). LibNFS
+    /// leaves it off and reads ahead itself on every version; see ``NFSOptions/readahead``.
     public static var hasReadahead: Bool { Syscalls.hasReadaheadSetter }
 
     /// One line for `--version` output: `libnfs 7.0.0 (API v2, /usr/lib/libnfs.so.17.0.0)`.

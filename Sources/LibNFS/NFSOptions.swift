@@ -24,10 +24,12 @@ public struct NFSOptions: Sendable, Hashable {
     public var gid: Int? = nil
     /// The protocol version; default: the URL's, else v3.
     public var version: Version? = nil
-    /// Read-ahead in bytes; nil leaves it off. libnfs 4.x and 5.x do it
-    /// themselves (`nfs_set_readahead`). libnfs 6 and later have no such
-    /// setting, so there LibNFS does it: a file handle's read buffer grows to
-    /// this size, and sequential reads are served from bytes fetched ahead.
+    /// How far a file handle reads ahead of a sequential reader, in bytes;
+    /// nil: the URL's `readahead`, else 8 × the server's readMax. LibNFS does
+    /// it on every libnfs version: a sequential reader's buffer doubles up to
+    /// this size, each fill one batch of RPCs in flight together. libnfs's own
+    /// read-ahead (4.x-5.x) is never turned on: it breaks concurrent reads of
+    /// one file.
     public var readahead: Int? = nil
     /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
     /// nil keeps the URL's `autoreconnect=` or libnfs's default (forever).
@@ -36,14 +38,27 @@ public struct NFSOptions: Sendable, Hashable {
     public var readBufferSize: Int? = nil
     /// Size of a file handle's write buffer; nil uses the server's writeMax.
     public var writeBufferSize: Int? = nil
+    /// The most requests the context's engine keeps in flight on its
+    /// connection at once; more wait in its queue. Large reads and writes
+    /// are split into requests of readMax/writeMax, so this also bounds the
+    /// bytes in flight (64 × 1 MiB with Ganesha's default). Default 64:
+    /// servers offer about 128 slots per client, and more gained nothing at
+    /// 10 ms round trip (see the README's latency table).
+    public var maxRequestsInFlight: Int = 64
+    /// Sets `TCP_NODELAY` on the connection (again after every reconnect), so
+    /// a small request leaves at once while others are unanswered. libnfs
+    /// itself never sets it. Default true.
+    public var noDelay: Bool = true
 
     /// Creates options; every argument defaults to the values described on the properties.
     public init(timeout: Duration? = .seconds(30), uid: Int? = nil, gid: Int? = nil, version: Version? = nil,
                 readahead: Int? = nil, autoreconnect: Int? = nil,
-                readBufferSize: Int? = nil, writeBufferSize: Int? = nil) {
+                readBufferSize: Int? = nil, writeBufferSize: Int? = nil,
+                maxRequestsInFlight: Int = 64, noDelay: Bool = true) {
         self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
         self.readahead = readahead; self.autoreconnect = autoreconnect
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
+        self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay
     }
 
     /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction

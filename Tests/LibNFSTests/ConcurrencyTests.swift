@@ -14,7 +14,7 @@ struct ConcurrencyTests {
         defer { try? nfs.close() }
         let shared = randomBytes(1 << 20)
         try scratch.writeLocal("shared", shared)
-        let sharedHandle = try nfs.open(scratch.path("shared"))
+        let sharedHandle = try await nfs.open(scratch.path("shared"))
         defer { try? sharedHandle.close() }
 
         let contents = (0..<8).map { _ in randomBytes(Int.random(in: 100_000...600_000)) }
@@ -60,7 +60,7 @@ struct ConcurrencyTests {
         var bytes = [UInt8](); bytes.reserveCapacity(count * 4)
         for i in 0..<UInt32(count) { withUnsafeBytes(of: i.littleEndian) { bytes += $0 } }
         try scratch.writeLocal("records", bytes)
-        let file = try nfs.open(scratch.path("records"))
+        let file = try await nfs.open(scratch.path("records"))
         defer { try? file.close() }
         let seen = try await withThrowingTaskGroup(of: [UInt32].self) { group in
             for _ in 0..<8 {

@@ -57,3 +57,42 @@ final class Locked<Value> {
 /// Invariant: `value` is read and written only inside `withLock`, between
 /// `pthread_mutex_lock` and `pthread_mutex_unlock` on `mutex`.
 extension Locked: @unchecked Sendable where Value: Sendable {}
+
+/// A pthread mutex with a condition variable, for a thread that must block
+/// until another thread (the engine's service thread) hands it a result.
+/// pthread for the same reason as ``Locked``: ThreadSanitizer sees it.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
+        precondition(pthread_cond_init(condition, nil) == 0, "pthread_cond_init failed")
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        precondition(pthread_mutex_lock(mutex) == 0, "pthread_mutex_lock failed")
+        defer { precondition(pthread_mutex_unlock(mutex) == 0, "pthread_mutex_unlock failed") }
+        return try body()
+    }
+
+    /// Waits for ``broadcast()``; call only inside ``withLock(_:)``, in a loop over the awaited condition.
+    func wait() {
+        precondition(pthread_cond_wait(condition, mutex) == 0, "pthread_cond_wait failed")
+    }
+
+    func broadcast() {
+        pthread_cond_broadcast(condition)
+    }
+}

@@ -15,6 +15,31 @@ enum Platform {
         return UInt64(st.st_ino)
     }
 
+    /// Waits up to `milliseconds` (-1: without end) for the wake-up descriptor
+    /// or `events` on `descriptor` (skipped when negative); returns the
+    /// descriptor's events, -1 when poll itself failed (libnfs's convention).
+    static func poll(wake: Int32, descriptor: Int32, events: Int32, milliseconds: Int32) -> Int32 {
+        var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: descriptor, events: Int16(truncatingIfNeeded: events), revents: 0)]
+        let count = descriptor >= 0 ? 2 : 1
+        let rc = fds.withUnsafeMutableBufferPointer { buffer in
+            #if canImport(Glibc)
+            Glibc.poll(buffer.baseAddress, nfds_t(count), milliseconds)
+            #else
+            Darwin.poll(buffer.baseAddress, nfds_t(count), milliseconds)
+            #endif
+        }
+        if rc < 0 { return errno == EINTR ? 0 : -1 }
+        return Int32(fds[1].revents)
+    }
+
+    /// Turns off Nagle's algorithm on a connection, so a small RPC leaves at
+    /// once even while earlier ones are unanswered.
+    static func setNoDelay(_ fd: Int32) {
+        var on: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     static func closeDescriptor(_ fd: Int32) -> Int32 {
         #if canImport(Glibc)
         Glibc.close(fd)

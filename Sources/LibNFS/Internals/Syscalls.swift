@@ -37,16 +37,18 @@ internal enum Syscalls {
     /// libnfs's last error text; it quotes paths byte for byte, so bytes that
     /// are not UTF-8 are escaped as in paths (`caf\xE9.txt`), never replaced.
     static func errorText(_ nfs: Context) -> String? {
-        guard let text = nfs_get_error(nfs) else { return nil }
-        return PathText.escaped(Array(UnsafeRawBufferPointer(start: text, count: strlen(text))))
+        nfs_get_error(nfs).map { text(UnsafePointer($0)) }
+    }
+
+    /// A C string from libnfs, escaped as ``errorText(_:)`` is.
+    static func text(_ text: UnsafePointer<CChar>) -> String {
+        PathText.escaped(Array(UnsafeRawBufferPointer(start: text, count: strlen(text))))
     }
 
     static func setTimeout(_ nfs: Context, milliseconds: Int32) { nfs_set_timeout(nfs, milliseconds) }
     static func setUID(_ nfs: Context, _ uid: Int32) { nfs_set_uid(nfs, uid) }
     static func setGID(_ nfs: Context, _ gid: Int32) { nfs_set_gid(nfs, gid) }
     static func setVersion(_ nfs: Context, _ version: Int32) -> Int32 { nfs_set_version(nfs, version) }
-    /// Returns false when this libnfs has no read-ahead setter (6.0 and later).
-    static func setReadahead(_ nfs: Context, _ bytes: UInt32) -> Bool { swiftnfs_set_readahead(nfs, bytes) != 0 }
     static func setAutoreconnect(_ nfs: Context, _ retries: Int32) { nfs_set_autoreconnect(nfs, retries) }
     static func setClientName(_ nfs: Context, _ name: String) { nfs4_set_client_name(nfs, name) }
 
@@ -61,7 +63,6 @@ internal enum Syscalls {
     static func mount(_ nfs: Context, server: String, export: FilePath) -> Int32 {
         export.withPlatformString { nfs_mount(nfs, server, $0) }
     }
-    static func umount(_ nfs: Context) -> Int32 { nfs_umount(nfs) }
     static func readMax(_ nfs: Context) -> UInt64 { swiftnfs_get_readmax(nfs) }
     static func writeMax(_ nfs: Context) -> UInt64 { swiftnfs_get_writemax(nfs) }
 
@@ -77,71 +78,100 @@ internal enum Syscalls {
     static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
     static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }
 
-    static func stat(_ nfs: Context, _ path: FilePath, _ st: inout nfs_stat_64) -> Int32 {
-        path.withPlatformString { nfs_stat64(nfs, $0, &st) }
+    // The engine's loop (Engine/Engine.swift).
+    static func descriptor(_ nfs: Context) -> Int32 { nfs_get_fd(nfs) }
+    static func whichEvents(_ nfs: Context) -> Int32 { nfs_which_events(nfs) }
+    static func service(_ nfs: Context, revents: Int32) -> Int32 { nfs_service(nfs, revents) }
+
+    // The `_async` calls. Each passes the engine's one callback and the request
+    // as private data; libnfs copies paths (and `utimes`'s times) at submit.
+    typealias PrivateData = UnsafeMutableRawPointer
+    private static var callback: nfs_cb { EngineCallback.function }
+
+    static func umountAsync(_ nfs: Context, _ pd: PrivateData) -> Int32 { nfs_umount_async(nfs, callback, pd) }
+    static func statAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_stat64_async(nfs, $0, callback, pd) }
     }
-    static func lstat(_ nfs: Context, _ path: FilePath, _ st: inout nfs_stat_64) -> Int32 {
-        path.withPlatformString { nfs_lstat64(nfs, $0, &st) }
+    static func lstatAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_lstat64_async(nfs, $0, callback, pd) }
     }
-    static func fstat(_ nfs: Context, _ fh: FileHandle, _ st: inout nfs_stat_64) -> Int32 { nfs_fstat64(nfs, fh, &st) }
-    static func statvfs(_ nfs: Context, _ path: FilePath, _ st: inout nfs_statvfs_64) -> Int32 {
-        path.withPlatformString { nfs_statvfs64(nfs, $0, &st) }
+    static func fstatAsync(_ nfs: Context, _ fh: FileHandle, _ pd: PrivateData) -> Int32 { nfs_fstat64_async(nfs, fh, callback, pd) }
+    static func statvfsAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_statvfs64_async(nfs, $0, callback, pd) }
     }
-    static func access(_ nfs: Context, _ path: FilePath, _ mode: Int32) -> Int32 {
-        path.withPlatformString { nfs_access(nfs, $0, mode) }
+    static func accessAsync(_ nfs: Context, _ path: FilePath, _ mode: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_access_async(nfs, $0, mode, callback, pd) }
+    }
+    static func openAsync(_ nfs: Context, _ path: FilePath, flags: Int32, mode: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_open2_async(nfs, $0, flags, mode, callback, pd) }
+    }
+    static func closeAsync(_ nfs: Context, _ fh: FileHandle, _ pd: PrivateData) -> Int32 { nfs_close_async(nfs, fh, callback, pd) }
+    /// `buffer` receives the bytes on API v2 and must live until the callback; 4.x-5.x hand them to the callback instead.
+    static func preadAsync(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int,
+                           buffer: UnsafeMutableRawPointer?, _ pd: PrivateData) -> Int32 {
+        swiftnfs_pread_async(nfs, fh, offset, UInt64(count), buffer, callback, pd)
+    }
+    /// `buffer` must live until the callback (API v2 sends from it without a copy).
+    static func pwriteAsync(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int,
+                            buffer: UnsafeRawPointer, _ pd: PrivateData) -> Int32 {
+        swiftnfs_pwrite_async(nfs, fh, offset, UInt64(count), buffer, callback, pd)
+    }
+    /// True when reads land in the buffer given to ``preadAsync(_:_:offset:count:buffer:_:)`` (API v2).
+    static var readsIntoBuffer: Bool { apiVersion >= 2 }
+    static func fsyncAsync(_ nfs: Context, _ fh: FileHandle, _ pd: PrivateData) -> Int32 { nfs_fsync_async(nfs, fh, callback, pd) }
+    static func ftruncateAsync(_ nfs: Context, _ fh: FileHandle, _ length: UInt64, _ pd: PrivateData) -> Int32 {
+        nfs_ftruncate_async(nfs, fh, length, callback, pd)
+    }
+    static func truncateAsync(_ nfs: Context, _ path: FilePath, _ length: UInt64, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_truncate_async(nfs, $0, length, callback, pd) }
+    }
+    static func mkdirAsync(_ nfs: Context, _ path: FilePath, mode: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_mkdir2_async(nfs, $0, mode, callback, pd) }
+    }
+    static func rmdirAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_rmdir_async(nfs, $0, callback, pd) }
+    }
+    static func unlinkAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_unlink_async(nfs, $0, callback, pd) }
+    }
+    static func renameAsync(_ nfs: Context, _ from: FilePath, _ to: FilePath, _ pd: PrivateData) -> Int32 {
+        from.withPlatformString { f in to.withPlatformString { nfs_rename_async(nfs, f, $0, callback, pd) } }
+    }
+    static func linkAsync(_ nfs: Context, _ from: FilePath, _ to: FilePath, _ pd: PrivateData) -> Int32 {
+        from.withPlatformString { f in to.withPlatformString { nfs_link_async(nfs, f, $0, callback, pd) } }
+    }
+    static func symlinkAsync(_ nfs: Context, target: FilePath, at path: FilePath, _ pd: PrivateData) -> Int32 {
+        target.withPlatformString { t in path.withPlatformString { nfs_symlink_async(nfs, t, $0, callback, pd) } }
+    }
+    static func readlinkAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_readlink_async(nfs, $0, callback, pd) }
+    }
+    static func chmodAsync(_ nfs: Context, _ path: FilePath, _ mode: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_chmod_async(nfs, $0, mode, callback, pd) }
+    }
+    static func fchmodAsync(_ nfs: Context, _ fh: FileHandle, _ mode: Int32, _ pd: PrivateData) -> Int32 {
+        nfs_fchmod_async(nfs, fh, mode, callback, pd)
+    }
+    static func fchownAsync(_ nfs: Context, _ fh: FileHandle, _ uid: Int32, _ gid: Int32, _ pd: PrivateData) -> Int32 {
+        nfs_fchown_async(nfs, fh, uid, gid, callback, pd)
+    }
+    static func chownAsync(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_chown_async(nfs, $0, uid, gid, callback, pd) }
+    }
+    static func lchownAsync(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_lchown_async(nfs, $0, uid, gid, callback, pd) }
+    }
+    static func utimesAsync(_ nfs: Context, _ path: FilePath, atime: (Int64, Int64), mtime: (Int64, Int64),
+                            _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { swiftnfs_utimes_async(nfs, $0, atime.0, atime.1, mtime.0, mtime.1, callback, pd) }
+    }
+    static func opendirAsync(_ nfs: Context, _ path: FilePath, _ pd: PrivateData) -> Int32 {
+        path.withPlatformString { nfs_opendir_async(nfs, $0, callback, pd) }
     }
 
-    static func open(_ nfs: Context, _ path: FilePath, flags: Int32, mode: Int32, _ fh: inout FileHandle?) -> Int32 {
-        path.withPlatformString { swiftnfs_open(nfs, $0, flags, mode, &fh) }
-    }
-    static func close(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_close(nfs, fh) }
-    static func pread(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Int32 {
-        swiftnfs_pread(nfs, fh, offset, UInt64(count), buffer)
-    }
-    static func pwrite(_ nfs: Context, _ fh: FileHandle, offset: UInt64, count: Int, from buffer: UnsafeRawPointer) -> Int32 {
-        swiftnfs_pwrite(nfs, fh, offset, UInt64(count), buffer)
-    }
-    static func fsync(_ nfs: Context, _ fh: FileHandle) -> Int32 { nfs_fsync(nfs, fh) }
-    static func ftruncate(_ nfs: Context, _ fh: FileHandle, _ length: UInt64) -> Int32 { nfs_ftruncate(nfs, fh, length) }
-    static func truncate(_ nfs: Context, _ path: FilePath, _ length: UInt64) -> Int32 {
-        path.withPlatformString { nfs_truncate(nfs, $0, length) }
-    }
-
-    static func mkdir(_ nfs: Context, _ path: FilePath, mode: Int32) -> Int32 { path.withPlatformString { nfs_mkdir2(nfs, $0, mode) } }
-    static func rmdir(_ nfs: Context, _ path: FilePath) -> Int32 { path.withPlatformString { nfs_rmdir(nfs, $0) } }
-    static func unlink(_ nfs: Context, _ path: FilePath) -> Int32 { path.withPlatformString { nfs_unlink(nfs, $0) } }
-    static func rename(_ nfs: Context, _ from: FilePath, _ to: FilePath) -> Int32 {
-        from.withPlatformString { f in to.withPlatformString { nfs_rename(nfs, f, $0) } }
-    }
-    static func link(_ nfs: Context, _ from: FilePath, _ to: FilePath) -> Int32 {
-        from.withPlatformString { f in to.withPlatformString { nfs_link(nfs, f, $0) } }
-    }
-    static func symlink(_ nfs: Context, target: FilePath, at path: FilePath) -> Int32 {
-        target.withPlatformString { t in path.withPlatformString { nfs_symlink(nfs, t, $0) } }
-    }
-    static func readlink(_ nfs: Context, _ path: FilePath, _ buffer: UnsafeMutablePointer<CChar>, _ size: Int32) -> Int32 {
-        path.withPlatformString { nfs_readlink(nfs, $0, buffer, size) }
-    }
-    static func chmod(_ nfs: Context, _ path: FilePath, _ mode: Int32) -> Int32 { path.withPlatformString { nfs_chmod(nfs, $0, mode) } }
-    static func fchmod(_ nfs: Context, _ fh: FileHandle, _ mode: Int32) -> Int32 { nfs_fchmod(nfs, fh, mode) }
-    static func fchown(_ nfs: Context, _ fh: FileHandle, _ uid: Int32, _ gid: Int32) -> Int32 { nfs_fchown(nfs, fh, uid, gid) }
-    static func chown(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32) -> Int32 {
-        path.withPlatformString { nfs_chown(nfs, $0, uid, gid) }
-    }
-    static func lchown(_ nfs: Context, _ path: FilePath, _ uid: Int32, _ gid: Int32) -> Int32 {
-        path.withPlatformString { nfs_lchown(nfs, $0, uid, gid) }
-    }
-    static func utimes(_ nfs: Context, _ path: FilePath, atime: (Int64, Int64), mtime: (Int64, Int64)) -> Int32 {
-        path.withPlatformString { swiftnfs_utimes(nfs, $0, atime.0, atime.1, mtime.0, mtime.1) }
-    }
-
-    /// Opens, reads and closes a directory in one go, so that the directory
-    /// handle cannot outlive this call on any path. Returns the negative errno
-    /// of `nfs_opendir` on failure.
-    static func readDirectory(_ nfs: Context, _ path: FilePath) -> Result<[NFSDirectoryEntry], LibNFSStatus> {
-        var dir: OpaquePointer?
-        let rc = path.withPlatformString { nfs_opendir(nfs, $0, &dir) }
-        guard rc >= 0, let dir else { return .failure(LibNFSStatus(rc < 0 ? rc : -EIO)) }
+    /// The entries of a directory libnfs has read in full (`nfs_opendir_async`
+    /// gives its `nfsdir`), closing it: the handle cannot outlive this call.
+    static func readDirectory(_ nfs: Context, _ dir: OpaquePointer) -> [NFSDirectoryEntry] {
         defer { nfs_closedir(nfs, dir) }
         var entries: [NFSDirectoryEntry] = []
         while let entry = nfs_readdir(nfs, dir) {
@@ -156,7 +186,7 @@ internal enum Syscalls {
                 modificationTime: NFSTimestamp(seconds: Int64(e.mtime.tv_sec), nanoseconds: e.mtime_nsec),
                 changeTime: NFSTimestamp(seconds: Int64(e.ctime.tv_sec), nanoseconds: e.ctime_nsec))))
         }
-        return .success(entries)
+        return entries
     }
 
     /// READDIRPLUS gives the NFS3 type (NF3REG...) beside a mode that holds only permission bits.

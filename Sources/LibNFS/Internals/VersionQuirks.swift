@@ -32,6 +32,9 @@ enum VersionQuirks {
     ///   connection (ECONNRESET), not an "Interrupted system call". So is any
     ///   call whose text is the socket layer's ("Socket failed with POLLHUP"),
     ///   even after the whole timeout: libnfs spent it trying to reconnect.
+    ///   With calls in flight on the async API, libnfs fails each of them
+    ///   itself when it cannot (or may not) reconnect: "RPC ERROR: Failed to
+    ///   reconnect async", status EFAULT; that too is a lost connection.
     /// - libnfs 6.0.2's and 7.0.0's `nfs_open2` return -ERANGE whatever went
     ///   wrong, while the message keeps the cause: the server's status, as in
     ///   `Lookup of /x failed with NFS3ERR_NOENT(-2)`, or libnfs's own
@@ -39,10 +42,9 @@ enum VersionQuirks {
     /// - libnfs 6.0.2 and 7.0.0 open a directory for writing by truncating it,
     ///   which the server refuses with NFS3ERR_BADTYPE (EINVAL); 4.x says EISDIR,
     ///   as POSIX does, and so does this package on every version.
-    /// - libnfs 4.x-5.x (and 6-7 for a split write) end every failed WRITE, a
-    ///   server error or zero bytes accepted, with EFAULT, and their sync wrapper
-    ///   replaces the reason with the raw reply printed as text (empty): that is
-    ///   an I/O error, not a bad address in this process.
+    /// - libnfs (4.x-7.x) ends a call whose RPC failed (a failed WRITE, a
+    ///   reply it could not decode) with EFAULT: that is an I/O error, not a
+    ///   bad address in this process, which never hands libnfs one.
     ///
     /// `connectionChanged` says that the call's socket was replaced under it
     /// (see ``watchesConnection``): a timeout then is a lost connection.
@@ -56,10 +58,11 @@ enum VersionQuirks {
         var raw = result < 0 ? -result : result
         if raw == 0 { raw = Errno.ioError.rawValue }
         let code = Errno(rawValue: raw)
-        guard let message else { return code }
+        guard let message else { return code == .badAddress ? .ioError : code }
         // The socket layer's own words: the connection broke, and libnfs's reconnects
         // (if any) had not restored it when the call gave up.
-        if ["Socket failed", "POLLHUP", "POLLERR", "Incoming PDU exceeds limit"].contains(where: message.contains) {
+        if ["Socket failed", "POLLHUP", "POLLERR", "Incoming PDU exceeds limit", "Failed to reconnect",
+            "attempts to reconnect failed"].contains(where: message.contains) {
             return .connectionReset
         }
         if code == .interrupted, message.contains("timed out") || message.contains("cancelled") {
@@ -83,7 +86,7 @@ enum VersionQuirks {
         if cause == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
             return .isDirectory
         }
-        if cause == .badAddress, message.contains("write call failed") {
+        if cause == .badAddress {
             return .ioError
         }
         return cause
@@ -115,14 +118,14 @@ enum VersionQuirks {
         return found
     }
 
-    /// `nfs_umount`'s result, as libnfs 7.0.0 reads it.
+    /// True when an unmount that failed with `error` did unmount, as libnfs 7.0.0 reads it.
     ///
     /// libnfs 6.0.x sends UMNT, then drops the MOUNT connection itself and
-    /// returns the -EIO of that disconnect, so every unmount seems to fail.
+    /// reports the -EIO of that disconnect, so every unmount seems to fail.
     /// 7.0.0 fixed this in `nfs_umount` by counting -EIO as success there; the
     /// same rule applies here to every API v2 libnfs (4.x-5.x never do this).
-    static func umountResult(_ rc: Int32) -> Int32 {
-        Syscalls.apiVersion >= 2 && rc == -EIO ? 0 : rc
+    static func unmountSucceeded(despite error: NFSError) -> Bool {
+        Syscalls.apiVersion >= 2 && error.code == .ioError
     }
 
     /// True when a path-based chown would change the wrong object.

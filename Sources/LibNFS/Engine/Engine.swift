@@ -1,0 +1,264 @@
+internal import CLibNFS
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The event loop under one ``NFSContext``: a service thread that owns the
+/// mounted `nfs_context` and drives it with libnfs's `_async` calls, so that
+/// many requests share its one connection.
+///
+/// Callers (sync or async) hand it ``Request``s through ``submit(_:)``; the
+/// service thread starts them, at most ``window`` at a time, polls the
+/// connection and a wake-up pipe, and calls `nfs_service`, inside which
+/// libnfs runs the requests' callbacks. It ticks at least every 100 ms while
+/// requests are out, so that libnfs's own timeouts fire, and fails a request
+/// itself once its timeout has passed by two seconds more (libnfs 6 and later
+/// resend a timed-out RPC without end).
+final class Engine: Sendable {
+    /// The most requests started and not yet answered.
+    let window: Int
+    private let shared: Locked<Shared>
+    private let wake: WakePipe
+    private let thread: ServiceThread
+
+    struct Shared: @unchecked Sendable {
+        var queue: [EngineRequest] = []
+        var wakePending = false
+        var stopping = false
+        /// Set when the connection is gone for good: requests fail at once.
+        var lost = false
+    }
+
+    /// Starts the service thread; from here on only it touches `nfs`, until it destroys it on ``shutdown()``.
+    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool) throws {
+        self.window = max(window, 1)
+        let shared = Locked(Shared())
+        let wake = try WakePipe()
+        let loop = ServiceLoop(nfs: nfs, window: self.window, timeout: timeout, noDelay: noDelay, shared: shared, wake: wake)
+        self.shared = shared
+        self.wake = wake
+        self.thread = try ServiceThread { loop.run() }
+    }
+
+    deinit {
+        shutdown()
+    }
+
+    /// Queues `request` for the service thread; fails it at once when the engine is stopped or lost.
+    func submit(_ request: EngineRequest) {
+        let refusal: NFSError? = shared.withLock { shared in
+            if shared.stopping { return NFSContext.closedError(request.operation, request.path) }
+            if shared.lost { return Self.lostError(request.operation, request.path) }
+            shared.queue.append(request)
+            if shared.wakePending { return nil }
+            shared.wakePending = true
+            wake.signal()
+            return nil
+        }
+        if let refusal { request.finish(refusal) }
+    }
+
+    /// Submits and blocks the calling thread until the value arrives.
+    func perform<T: Sendable>(_ request: Request<T>) throws -> T {
+        submit(request)
+        return try request.wait()
+    }
+
+    /// Submits and suspends the calling task until the value arrives; cancellation abandons the request.
+    func perform<T: Sendable>(_ request: Request<T>) async throws -> T {
+        try Task.checkCancellation()
+        submit(request)
+        return try await request.value()
+    }
+
+    /// Refuses every later request with `ECONNRESET` (and fails those still queued).
+    func markLost() {
+        let queued = shared.withLock { shared in
+            shared.lost = true
+            defer { shared.queue.removeAll() }
+            return shared.queue
+        }
+        for request in queued { request.finish(Self.lostError(request.operation, request.path)) }
+    }
+
+    var isLost: Bool { shared.withLock { $0.lost } }
+    var isStopped: Bool { shared.withLock { $0.stopping } }
+
+    /// Stops the service thread, which fails what is still queued and destroys
+    /// the context (libnfs then fails the calls in flight). Waits for it unless
+    /// called on the service thread itself. Safe to call twice.
+    func shutdown() {
+        let first = shared.withLock { shared in
+            defer { shared.stopping = true }
+            return !shared.stopping
+        }
+        if first { wake.signal() }
+        thread.join()
+    }
+
+    static func lostError(_ operation: String, _ path: FilePath?) -> NFSError {
+        NFSError(code: .connectionReset, operation: operation, path: path,
+                 detail: "the connection was lost earlier and could not be restored; mount again")
+    }
+}
+
+/// What runs on the service thread; nothing here is touched by another thread
+/// except `shared` (under its lock) and `wake`.
+final class ServiceLoop: @unchecked Sendable {
+    private let nfs: OpaquePointer
+    private let window: Int
+    private let timeout: Duration?
+    private let noDelay: Bool
+    private let shared: Locked<Engine.Shared>
+    private let wake: WakePipe
+    private var inFlight: [ObjectIdentifier: EngineRequest] = [:]
+    /// Set when `nfs_service` failed: libnfs cannot use the context again.
+    private var dead = false
+    /// Set while `nfs_destroy_context` runs the callbacks of the calls it cancels.
+    private var destroying = false
+    private var lastDescriptor: Int32 = -1
+    private var nextDeadlineCheck = ContinuousClock.now
+
+    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool,
+         shared: Locked<Engine.Shared>, wake: WakePipe) {
+        self.nfs = nfs
+        self.window = window
+        self.timeout = timeout
+        self.noDelay = noDelay
+        self.shared = shared
+        self.wake = wake
+    }
+
+    func run() {
+        Self.blockBrokenPipe()
+        while let started = takeSubmissions() {
+            for request in started { start(request) }
+            let active = !inFlight.isEmpty && !dead
+            let descriptor = active ? Syscalls.descriptor(nfs) : -1
+            if descriptor >= 0 && descriptor != lastDescriptor {
+                lastDescriptor = descriptor
+                if noDelay { Platform.setNoDelay(descriptor) }
+            }
+            let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
+            let revents = Platform.poll(wake: wake.readDescriptor, descriptor: descriptor, events: events,
+                                        milliseconds: active || !inFlight.isEmpty ? 100 : -1)
+            wake.drain()
+            if active {
+                // Also with no events: that is the tick in which libnfs expires timed-out calls.
+                if Syscalls.service(nfs, revents: revents) < 0 { failInFlight() }
+            }
+            if !inFlight.isEmpty || hasQueued { expireOverdue() }
+        }
+        // Stopping: nothing new starts; libnfs fails what is in flight as it destroys the context.
+        let queued = shared.withLock { shared in defer { shared.queue.removeAll() }; return shared.queue }
+        for request in queued { request.finish(NFSContext.closedError(request.operation, request.path)) }
+        destroying = true
+        Syscalls.destroyContext(nfs)
+        for request in inFlight.values { request.finish(NFSContext.closedError(request.operation, request.path)) }
+        inFlight.removeAll()
+    }
+
+    /// The next requests to start, within the window; nil once the engine stops.
+    private func takeSubmissions() -> [EngineRequest]? {
+        shared.withLock { shared in
+            if shared.stopping { return nil }
+            shared.wakePending = false
+            let room = dead ? 0 : max(window - inFlight.count, 0)
+            guard room > 0, !shared.queue.isEmpty else { return [] }
+            let count = min(room, shared.queue.count)
+            defer { shared.queue.removeFirst(count) }
+            return Array(shared.queue.prefix(count))
+        }
+    }
+
+    private var hasQueued: Bool { shared.withLock { !$0.queue.isEmpty } }
+
+    private func start(_ request: EngineRequest) {
+        if request.runsInline { return request.runInline(nfs) }
+        let privateData = Unmanaged.passRetained(request).toOpaque()
+        request.loop = self
+        if VersionQuirks.watchesConnection { request.connection = Syscalls.connectionIdentity(nfs) }
+        guard let rc = request.start(nfs, privateData) else {
+            Unmanaged<EngineRequest>.fromOpaque(privateData).release()
+            return
+        }
+        if rc < 0 {
+            Unmanaged<EngineRequest>.fromOpaque(privateData).release()
+            request.finish(error(for: request, status: rc, message: Syscalls.errorText(nfs)))
+        } else if !request.calledBack {
+            inFlight[ObjectIdentifier(request)] = request
+        }
+    }
+
+    /// libnfs's callback for `request` (from ``EngineCallback``).
+    func callback(_ request: EngineRequest, status: Int32, data: UnsafeMutableRawPointer?) {
+        request.calledBack = true
+        inFlight.removeValue(forKey: ObjectIdentifier(request))
+        if destroying {
+            request.finish(NFSContext.closedError(request.operation, request.path))
+        } else if status >= 0 {
+            request.lock.withLock { request.succeed(status: status, data: data) }
+        } else {
+            // libnfs sets the context's error text just before most callbacks, and
+            // `data` is not always text (6.0.2 passes a READ3res); but a call failed
+            // with the RPC layer's error gets its text only in `data`.
+            let text = Syscalls.errorText(nfs).flatMap { $0.isEmpty ? nil : $0 }
+                ?? data.map { Syscalls.text(UnsafePointer($0.assumingMemoryBound(to: CChar.self))) }
+            request.finish(error(for: request, status: status, message: text))
+        }
+    }
+
+    private func error(for request: EngineRequest, status: Int32, message: String?) -> NFSError {
+        let changed = request.connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false
+        return NFSError.fromLibNFS(result: status, operation: request.operation, path: request.path, message: message,
+                                   elapsed: .now - request.created, timeout: timeout, connectionChanged: changed)
+    }
+
+    /// `nfs_service` failed: the connection is gone and libnfs cannot use the context again.
+    private func failInFlight() {
+        dead = true
+        shared.withLock { $0.lost = true }
+        let failed = inFlight.values
+        inFlight.removeAll()
+        for request in failed {
+            request.finish(error(for: request, status: -EIO, message: "nfs_service failed"))
+        }
+        let queued = shared.withLock { shared in defer { shared.queue.removeAll() }; return shared.queue }
+        for request in queued { request.finish(Engine.lostError(request.operation, request.path)) }
+    }
+
+    /// Fails requests whose timeout has passed by two seconds more, in flight or
+    /// still queued (libnfs scans for expired calls once a second, and API v2
+    /// resends them without end). A request failed here stays in the window
+    /// until libnfs calls back; its caller's memory is no longer touched.
+    private func expireOverdue() {
+        guard let timeout else { return }
+        let now = ContinuousClock.now
+        guard now >= nextDeadlineCheck else { return }
+        nextDeadlineCheck = now + .milliseconds(100)
+        let limit = timeout + .seconds(2)
+        let overdue = inFlight.values.filter { now - $0.created > limit }
+        let queued = shared.withLock { shared in
+            let late = shared.queue.filter { now - $0.created > limit }
+            if !late.isEmpty { shared.queue.removeAll { now - $0.created > limit } }
+            return late
+        }
+        for request in overdue + queued {
+            var error = NFSError(code: .timedOut, operation: request.operation, path: request.path)
+            error.detail = "no reply within the \(timeout.components.seconds) s timeout"
+            request.finish(error)
+        }
+    }
+
+    /// SIGPIPE from a send to a closed connection goes to the sending thread:
+    /// blocked here, libnfs sees EPIPE instead of the process dying (5.x-7.x send with writev).
+    private static func blockBrokenPipe() {
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, nil)
+    }
+}

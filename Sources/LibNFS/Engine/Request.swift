@@ -1,0 +1,173 @@
+internal import CLibNFS
+import SystemPackage
+
+/// One libnfs call, from its submission to the engine until its result is
+/// delivered: to a thread blocked in ``Request/wait()`` or to a task suspended
+/// in ``Request/value()``.
+///
+/// The service thread starts the call (``start(_:_:)``) and libnfs calls back
+/// inside `nfs_service` (``EngineCallback``). A request whose caller gave up
+/// (cancelled, or failed by the engine's own deadline) is *abandoned*: it
+/// never starts if it had not, and its callback, which libnfs still owes,
+/// touches none of the caller's memory. Both checks happen under the
+/// request's lock, so a caller's buffer is safe to free once
+/// ``abandon(with:)`` has returned.
+///
+/// `@unchecked Sendable`: the mutable state is read and written only under `lock`;
+/// `connection`, `loop` and `calledBack` only on the service thread.
+class EngineRequest: @unchecked Sendable {
+    let operation: String
+    let path: FilePath?
+    let created = ContinuousClock.now
+    /// The socket the call started on (API v1 only; see ``VersionQuirks/watchesConnection``).
+    var connection: UInt64?
+    /// The loop that started the call; it outlives every callback (they run inside it, the last ones in `nfs_destroy_context`).
+    unowned(unsafe) var loop: ServiceLoop?
+    /// Set when libnfs has called back (service thread only); some calls do so inside their `_async` function.
+    var calledBack = false
+    let lock = ConditionLock()
+    /// Set once the outcome is decided; guarded by `lock`.
+    var isFinished = false
+
+    init(operation: String, path: FilePath?) {
+        self.operation = operation
+        self.path = path
+    }
+
+    /// Issues the libnfs `_async` call; a negative result means libnfs refused it (no callback follows).
+    func issue(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32 { fatalError("abstract") }
+    /// Takes the callback's data as the call's value; runs under `lock` on the service thread.
+    func succeed(status: Int32, data: UnsafeMutableRawPointer?) { fatalError("abstract") }
+    /// Ends the request with `error` unless it has ended already.
+    func finish(_ error: any Error) { fatalError("abstract") }
+
+    /// Starts the call unless its caller has given up; nil when it did not start.
+    ///
+    /// The lock is not held while libnfs issues the call: some calls (an NFSv3
+    /// close) run their callback at once, inside the `_async` function. A
+    /// caller who gives up meanwhile is safe all the same: the callback
+    /// checks again under the lock before it touches the caller's memory.
+    func start(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32? {
+        lock.withLock { isFinished } ? nil : issue(nfs, privateData)
+    }
+
+    /// True for work done on the service thread without an RPC (``runInline(_:)`` instead of ``issue(_:_:)``).
+    var runsInline: Bool { false }
+    func runInline(_ nfs: OpaquePointer) {}
+}
+
+/// A request whose value is a `T`.
+final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
+    private let issueBody: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
+    private let successBody: (Int32, UnsafeMutableRawPointer?) -> T
+    private let inlineBody: ((OpaquePointer) -> T)?
+    /// Guarded by `lock`.
+    private var outcome: Result<T, any Error>?
+    private var continuation: CheckedContinuation<T, any Error>?
+    /// Set by ``whenDone(_:)`` before submission: runs instead of a waiter.
+    private var handler: (@Sendable (Result<T, any Error>) -> Void)?
+
+    /// - Parameters:
+    ///   - issue: calls the libnfs `_async` function with ``EngineCallback/function`` and the private data given.
+    ///   - success: turns the callback's status and data into the value, copying out what libnfs will free.
+    init(_ operation: String, path: FilePath?,
+         issue: @escaping (OpaquePointer, UnsafeMutableRawPointer) -> Int32,
+         success: @escaping (Int32, UnsafeMutableRawPointer?) -> T) {
+        issueBody = issue
+        successBody = success
+        inlineBody = nil
+        super.init(operation: operation, path: path)
+    }
+
+    /// Work on the context that needs no RPC but must run on the service thread, which owns the context.
+    init(_ operation: String, inline: @escaping (OpaquePointer) -> T) {
+        issueBody = { _, _ in -1 }
+        successBody = { _, _ in fatalError("an inline request has no callback") }
+        inlineBody = inline
+        super.init(operation: operation, path: nil)
+    }
+
+    override var runsInline: Bool { inlineBody != nil }
+
+    override func runInline(_ nfs: OpaquePointer) {
+        lock.withLock {
+            guard !isFinished, let inlineBody else { return }
+            deliver(.success(inlineBody(nfs)))
+        }
+    }
+
+    override func issue(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32 {
+        issueBody(nfs, privateData)
+    }
+
+    override func succeed(status: Int32, data: UnsafeMutableRawPointer?) {
+        guard !isFinished else { return }
+        deliver(.success(successBody(status, data)))
+    }
+
+    override func finish(_ error: any Error) {
+        lock.withLock {
+            guard !isFinished else { return }
+            deliver(.failure(error))
+        }
+    }
+
+    /// Called under `lock`.
+    private func deliver(_ result: Result<T, any Error>) {
+        isFinished = true
+        if let handler {
+            self.handler = nil
+            handler(result)
+        } else if let continuation {
+            self.continuation = nil
+            continuation.resume(with: result)
+        } else {
+            outcome = result
+            lock.broadcast()
+        }
+    }
+
+    /// Hands the outcome to `body` (on the service thread, or the submitter's
+    /// when refused) instead of a waiter: for work nobody waits for. `body`
+    /// must not wait for the engine.
+    func whenDone(_ body: @escaping @Sendable (Result<T, any Error>) -> Void) -> Self {
+        handler = body
+        return self
+    }
+
+    /// Blocks the calling thread until the value arrives.
+    func wait() throws -> T {
+        try lock.withLock {
+            while outcome == nil { lock.wait() }
+            return try outcome!.get()
+        }
+    }
+
+    /// Suspends the calling task until the value arrives; cancelling the task
+    /// abandons the request and throws `CancellationError` at once.
+    func value() async throws -> T {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                lock.withLock {
+                    if let outcome {
+                        continuation.resume(with: outcome)
+                    } else {
+                        self.continuation = continuation
+                    }
+                }
+            }
+        } onCancel: {
+            finish(CancellationError())
+        }
+    }
+}
+
+/// The one C callback every engine request uses: libnfs calls it inside
+/// `nfs_service`, on the service thread, with the request as private data.
+enum EngineCallback {
+    static let function: nfs_cb = { status, nfs, data, privateData in
+        guard let privateData else { return }
+        let request = Unmanaged<EngineRequest>.fromOpaque(privateData).takeRetainedValue()
+        request.loop?.callback(request, status: status, data: data)
+    }
+}

@@ -1,0 +1,140 @@
+import SystemPackage
+
+/// The unbuffered I/O of one open file: whole-range reads and writes split
+/// into RPCs of the server's readMax/writeMax, all submitted to the engine at
+/// once so that they are in flight together (the engine's window bounds them).
+struct FileIO: Sendable {
+    let context: NFSContext
+    let fh: FilePointer
+    let path: FilePath
+    /// The largest single read and write RPC: the server's readMax/writeMax.
+    let readChunk: Int
+    let writeChunk: Int
+
+    /// I/O on `fh` in RPCs of the context's readMax/writeMax (64 KiB where the server gave none).
+    init(context: NFSContext, fh: FilePointer, path: FilePath) {
+        self.context = context
+        self.fh = fh
+        self.path = path
+        self.readChunk = context.readMax > 0 ? context.readMax : 65536
+        self.writeChunk = context.writeMax > 0 ? context.writeMax : 65536
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the count read.
+    func pread(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let batch = readBatch(offset + UInt64(done), UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            let step = readProgress(try context.runAll(batch))
+            done += step.count
+            if step.ended { break }
+        }
+        return done
+    }
+
+    /// ``pread(offset:into:)``, suspending the task; cancellation abandons every read of the batch.
+    func pread(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let batch = readBatch(offset + UInt64(done), UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            let step = readProgress(try await context.runAll(batch))
+            done += step.count
+            if step.ended { break }
+        }
+        return done
+    }
+
+    /// Writes every byte of `bytes` at `offset` or throws; a write the server
+    /// accepts none of is an error, never a silent short write.
+    func pwrite(offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let batch = writeBatch(offset + UInt64(done), UnsafeRawBufferPointer(rebasing: bytes[done...]))
+            done += try writeProgress(try context.runAll(batch), bytes.count - done)
+        }
+    }
+
+    /// ``pwrite(offset:_:)``, suspending the task. Takes an array slice: each
+    /// request copies its piece at submit, so no pointer lives across a suspension.
+    func pwrite(offset: UInt64, _ bytes: ArraySlice<UInt8>) async throws {
+        var done = 0
+        while done < bytes.count {
+            let batch = bytes.withUnsafeBytes { writeBatch(offset + UInt64(done), UnsafeRawBufferPointer(rebasing: $0[done...])) }
+            done += try writeProgress(try await context.runAll(batch), bytes.count - done)
+        }
+    }
+
+    func fstat() throws -> NFSStat { try context.run(Operations.fstat(fh, path)) }
+    func fstat() async throws -> NFSStat { try await context.run(Operations.fstat(fh, path)) }
+
+    private func readBatch(_ offset: UInt64, _ buffer: UnsafeMutableRawBufferPointer) -> [Request<Int>] {
+        stride(from: 0, to: buffer.count, by: readChunk).map { start in
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<min(start + readChunk, buffer.count)])
+            return Operations.pread(fh, path, offset: offset + UInt64(start), into: piece)
+        }
+    }
+
+    /// The bytes read contiguously from the start of a batch, and whether the
+    /// file ended: a read short of its request stops the count there (the
+    /// caller reads on from that point); one that got nothing is end of file.
+    private func readProgress(_ counts: [Int]) -> (count: Int, ended: Bool) {
+        var done = 0
+        for count in counts {
+            done += count
+            if count < readChunk { return (done, count == 0) }
+        }
+        return (done, false)
+    }
+
+    func writeBatch(_ offset: UInt64, _ bytes: UnsafeRawBufferPointer) -> [Request<Int>] {
+        stride(from: 0, to: bytes.count, by: writeChunk).map { start in
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeChunk, bytes.count)])
+            return Operations.pwrite(fh, path, offset: offset + UInt64(start), bytes: OwnedBytes(copying: piece))
+        }
+    }
+
+    private func writeProgress(_ counts: [Int], _ requested: Int) throws -> Int {
+        var done = 0
+        for count in counts {
+            done += count
+            if count < writeChunk { break }
+        }
+        if done == 0 {
+            throw NFSError(code: .ioError, operation: "write", path: path,
+                           detail: "the server accepted 0 of \(min(requested, writeChunk)) bytes")
+        }
+        return done
+    }
+}
+
+extension NFSContext {
+    /// Submits every request, then waits for them in order; on the first
+    /// failure the rest are abandoned (their replies touch nothing) and it throws.
+    func runAll<T: Sendable>(_ requests: [Request<T>]) throws -> [T] {
+        for request in requests { engine.submit(request) }
+        var values: [T] = []
+        values.reserveCapacity(requests.count)
+        do {
+            for request in requests { values.append(try request.wait()) }
+        } catch {
+            for request in requests { request.finish(error) }
+            throw noted(error)
+        }
+        return values
+    }
+
+    /// ``runAll(_:)``, suspending the task; cancelling it abandons every request.
+    func runAll<T: Sendable>(_ requests: [Request<T>]) async throws -> [T] {
+        try Task.checkCancellation()
+        for request in requests { engine.submit(request) }
+        var values: [T] = []
+        values.reserveCapacity(requests.count)
+        do {
+            for request in requests { values.append(try await request.value()) }
+        } catch {
+            for request in requests { request.finish(error) }
+            throw noted(error)
+        }
+        return values
+    }
+}
