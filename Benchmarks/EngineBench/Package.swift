@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "EngineBench",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(path: "../..")],
+    dependencies: [.package(name: "swift-libnfs", path: "../..")],
     targets: [
         .executableTarget(name: "EngineBench", dependencies: [.product(name: "LibNFS", package: "swift-libnfs")]),
     ],
