@@ -699,8 +699,9 @@ extension NFSContext {
         return result
     }
 
-    /// ``withFile(_:mode:permissions:_:)`` with an async body.
+    /// ``withFile(_:mode:permissions:_:)`` with an async body, run in the caller's isolation (an actor's too).
     public func withFile<R>(_ path: some NFSPathRepresentable, mode: String = "r", permissions: Int = 0o644,
+                            isolation: isolated (any Actor)? = #isolation,
                             _ body: (NFSFileHandle) async throws -> R) async throws -> R {
         let file = try await open(path, mode: mode, permissions: permissions)
         let result: R

@@ -12,6 +12,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
+@MainActor
 func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
     try await body()
@@ -59,10 +60,10 @@ if mode == "sync" {
     if try !nfs.exists(medium) || nfs.stat(medium).size != 64 << 20 {
         try nfs.withFile(medium, mode: "w") { file in for _ in 0..<64 { try file.write(chunk) } }
     }
-    report("stat-200-sequential", try await (0..<3).asyncMap { _ in
+    report("stat-200-sequential", try await runs3 {
         try await seconds { for _ in 0..<200 { _ = try await nfs.stat(medium) } }
     })
-    report("stat-200-concurrent", try await (0..<3).asyncMap { _ in
+    report("stat-200-concurrent", try await runs3 {
         try await seconds {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<200 { group.addTask { _ = try await nfs.stat(medium) } }
@@ -70,16 +71,15 @@ if mode == "sync" {
             }
         }
     })
-    report("readAll-64MiB", try await (0..<3).asyncMap { _ in
+    report("readAll-64MiB", try await runs3 {
         try await seconds { _ = try await nfs.withFile(medium) { try await $0.readAll() } }
     })
 }
 try nfs.close()
 
-extension Sequence {
-    func asyncMap<T>(_ body: (Element) async throws -> T) async rethrows -> [T] {
-        var result: [T] = []
-        for element in self { result.append(try await body(element)) }
-        return result
-    }
+@MainActor
+func runs3(_ body: () async throws -> Double) async rethrows -> [Double] {
+    var result: [Double] = []
+    for _ in 0..<3 { result.append(try await body()) }
+    return result
 }
