@@ -9,45 +9,10 @@
 
 // Every difference between the libnfs versions this package supports (4.0.0
 // through 7.0.0) lives here, keyed on what each version's header declares.
-// libnfs 6 ("API v2") reorders the arguments of the read/write calls, returns
-// size_t from readmax/writemax, and drops nfs_create and the read-ahead setter.
+// libnfs 6 ("API v2") reorders the arguments of the read/write calls (and reads
+// into the caller's buffer), returns size_t from readmax/writemax, and drops
+// nfs_create and the read-ahead setter.
 // Swift calls these wrappers, so one Swift source builds against all of them.
-
-static inline int swiftnfs_pread(struct nfs_context *nfs, struct nfsfh *fh,
-                                 uint64_t offset, uint64_t count, void *buf) {
-#ifdef LIBNFS_API_V2
-    return nfs_pread(nfs, fh, buf, (size_t)count, offset);
-#else
-    return nfs_pread(nfs, fh, offset, count, buf);
-#endif
-}
-
-static inline int swiftnfs_pwrite(struct nfs_context *nfs, struct nfsfh *fh,
-                                  uint64_t offset, uint64_t count, const void *buf) {
-#ifdef LIBNFS_API_V2
-    return nfs_pwrite(nfs, fh, buf, (size_t)count, offset);
-#else
-    return nfs_pwrite(nfs, fh, offset, count, buf);
-#endif
-}
-
-static inline int swiftnfs_read(struct nfs_context *nfs, struct nfsfh *fh,
-                                uint64_t count, void *buf) {
-#ifdef LIBNFS_API_V2
-    return nfs_read(nfs, fh, buf, (size_t)count);
-#else
-    return nfs_read(nfs, fh, count, buf);
-#endif
-}
-
-static inline int swiftnfs_write(struct nfs_context *nfs, struct nfsfh *fh,
-                                 uint64_t count, const void *buf) {
-#ifdef LIBNFS_API_V2
-    return nfs_write(nfs, fh, buf, (size_t)count);
-#else
-    return nfs_write(nfs, fh, count, buf);
-#endif
-}
 
 // libnfs 6 returns size_t where 4.x-5.x return uint64_t.
 static inline uint64_t swiftnfs_get_readmax(struct nfs_context *nfs) {
@@ -81,22 +46,6 @@ static inline void *swiftnfs_symbol_address(void) {
     return (void *)&nfs_init_context;
 }
 
-// nfs_open2 with O_CREAT covers nfs_create on every version.
-static inline int swiftnfs_open(struct nfs_context *nfs, const char *path,
-                                int flags, int mode, struct nfsfh **fh) {
-    return nfs_open2(nfs, path, flags, mode, fh);
-}
-
-// nfs_utimes takes a two-element timeval array; Swift cannot form one from a tuple pointer cleanly.
-static inline int swiftnfs_utimes(struct nfs_context *nfs, const char *path,
-                                  int64_t atime_sec, int64_t atime_usec,
-                                  int64_t mtime_sec, int64_t mtime_usec) {
-    struct timeval tv[2];
-    tv[0].tv_sec = (time_t)atime_sec; tv[0].tv_usec = (suseconds_t)atime_usec;
-    tv[1].tv_sec = (time_t)mtime_sec; tv[1].tv_usec = (suseconds_t)mtime_usec;
-    return nfs_utimes(nfs, path, tv);
-}
-
 // The engine's asynchronous calls (Sources/LibNFS/Engine). API v2 reads go
 // straight into `buf` and hand the callback no data; 4.x-5.x ignore `buf` and
 // hand the callback libnfs's own copy, valid only during the callback. Writes
@@ -123,6 +72,9 @@ static inline int swiftnfs_pwrite_async(struct nfs_context *nfs, struct nfsfh *f
 #endif
 }
 
+// nfs_utimes takes a two-element timeval array (copied at submit); Swift cannot
+// form one from a tuple pointer cleanly. nfs_open2 with O_CREAT covers the
+// nfs_create that API v2 dropped, so Swift calls nfs_open2_async directly.
 static inline int swiftnfs_utimes_async(struct nfs_context *nfs, const char *path,
                                         int64_t atime_sec, int64_t atime_usec,
                                         int64_t mtime_sec, int64_t mtime_usec,

@@ -168,7 +168,9 @@ public final class NFSContext: Sendable {
         for handle in openHandles {
             do { try handle.close() } catch { if firstError == nil { firstError = error } }
         }
-        do { try unmountIfConnected { try run($0) } } catch { if firstError == nil { firstError = error } }
+        if let umount = unmountRequest {
+            do { try run(umount) } catch { firstError = firstError ?? Self.unmountFailure(error) }
+        }
         engine.shutdown()
         if let firstError { throw firstError }
     }
@@ -183,29 +185,25 @@ public final class NFSContext: Sendable {
         for handle in openHandles {
             do { try await handle.close() } catch { if firstError == nil { firstError = error } }
         }
-        do {
-            if !engine.isStopped && !engine.isLost {
-                try await ignoringUnmountQuirk { try await run(Operations.status("umount", nil, Syscalls.umountAsync)) }
-            }
-        } catch { if firstError == nil { firstError = error } }
+        if let umount = unmountRequest {
+            do { try await run(umount) } catch { firstError = firstError ?? Self.unmountFailure(error) }
+        }
         engine.shutdown()
         if let firstError { throw firstError }
     }
 
     private var openHandles: [NFSFileHandle] { handles.withLock { $0.values.compactMap(\.handle) } }
 
-    /// UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout.
-    private func unmountIfConnected(_ perform: (Request<Void>) throws -> Void) throws {
-        guard !engine.isStopped && !engine.isLost else { return }
-        try ignoringUnmountQuirk { try perform(Operations.status("umount", nil, Syscalls.umountAsync)) }
+    /// The UMNT to send on close; nil when the context is closed or its connection lost
+    /// (UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout).
+    private var unmountRequest: Request<Void>? {
+        engine.isStopped || engine.isLost ? nil : Operations.status("umount", nil, Syscalls.umountAsync)
     }
 
-    private func ignoringUnmountQuirk(_ body: () async throws -> Void) async throws {
-        do { try await body() } catch let error as NFSError where VersionQuirks.unmountSucceeded(despite: error) {}
-    }
-
-    private func ignoringUnmountQuirk(_ body: () throws -> Void) throws {
-        do { try body() } catch let error as NFSError where VersionQuirks.unmountSucceeded(despite: error) {}
+    /// An unmount's error, or nil when libnfs did unmount despite it (see ``VersionQuirks``).
+    private static func unmountFailure(_ error: any Error) -> (any Error)? {
+        if let error = error as? NFSError, VersionQuirks.unmountSucceeded(despite: error) { return nil }
+        return error
     }
 
     /// An identifier of the connection to the server's NFS port, which changes

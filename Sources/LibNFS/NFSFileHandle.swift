@@ -127,7 +127,7 @@ public final class NFSFileHandle: Sendable {
     private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: FilePath, id: ObjectIdentifier,
                                           context: NFSContext, ownsContext: Bool) {
         context.backgroundCloses.enter()
-        let close = Self.closeRequest(fh, name).whenDone { result in
+        let close = Operations.close(fh, name).whenDone { result in
             if case .failure(let error) = result {
                 NFSContext.logger.error("closing \(name), dropped without close(), failed: \(error)")
             }
@@ -157,10 +157,6 @@ public final class NFSFileHandle: Sendable {
                 context.engine.submit(close)
             })
         }
-    }
-
-    private static func closeRequest(_ fh: FilePointer, _ name: FilePath) -> Request<Void> {
-        Operations.status("close", name) { Syscalls.closeAsync($0, fh.raw, $1) }
     }
 
     /// The open file and its I/O, or the error for a closed file or a missing access right.
@@ -594,7 +590,7 @@ public final class NFSFileHandle: Sendable {
             defer { state.fh = nil; state.buffer.discard() }
             var failure: (any Error)?
             do { try state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
-            do { try context.run(Self.closeRequest(fh, name)) } catch { if failure == nil { failure = error } }
+            do { try context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
             return failure.map { .failure($0) } ?? .success(())
         }
         context.unregister(ObjectIdentifier(self))
@@ -609,7 +605,7 @@ public final class NFSFileHandle: Sendable {
             defer { state.fh = nil; state.buffer.discard() }
             var failure: (any Error)?
             do { try await state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
-            do { try await context.run(Self.closeRequest(fh, name)) } catch { if failure == nil { failure = error } }
+            do { try await context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
             return failure.map { .failure($0) } ?? .success(())
         }
         context.unregister(ObjectIdentifier(self))
@@ -668,7 +664,7 @@ extension NFSContext {
         let fh = try run(try Self.openRequest(path, flags, permissions))
         guard flags.contains(.append) else { return (fh, 0) }
         do { return (fh, try run(Operations.fstat(fh, path)).size) } catch {
-            _ = try? run(Operations.status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) })
+            _ = try? run(Operations.close(fh, path))
             throw error
         }
     }
@@ -677,7 +673,7 @@ extension NFSContext {
         let fh = try await run(try Self.openRequest(path, flags, permissions))
         guard flags.contains(.append) else { return (fh, 0) }
         do { return (fh, try await run(Operations.fstat(fh, path)).size) } catch {
-            _ = try? await run(Operations.status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) })
+            _ = try? await run(Operations.close(fh, path))
             throw error
         }
     }

@@ -32,6 +32,10 @@ enum Operations {
                 success: { _, data in FilePointer(raw: OpaquePointer(data!)) })
     }
 
+    static func close(_ fh: FilePointer, _ path: FilePath) -> Request<Void> {
+        status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) }
+    }
+
     static func readlink(_ path: FilePath) -> Request<FilePath> {
         Request("readlink", path: path, issue: { nfs, pd in Syscalls.readlinkAsync(nfs, path, pd) },
                 success: { _, data in FilePath(platformString: data!.assumingMemoryBound(to: CChar.self)) })

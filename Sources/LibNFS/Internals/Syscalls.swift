@@ -7,27 +7,20 @@ import Glibc
 import Darwin
 #endif
 
-/// A negative libnfs return value carried through `Result` until it becomes an ``NFSError``.
-struct LibNFSStatus: Error {
-    let rc: Int32
-    init(_ rc: Int32) { self.rc = rc }
-}
-
 /// An `nfsfh*` that may sit in a `Sendable` value.
 ///
-/// Invariant: libnfs only ever sees it inside a call made under its context's
-/// lock (``NFSContext/call(_:path:_:)``), and the owning handle's own lock
-/// guards its lifetime, so it is never used by two threads at once or after close.
+/// Invariant: libnfs only ever sees it on its context's service thread (in a
+/// request's `_async` call), and the owning handle's gate guards its lifetime,
+/// so it is never used by two threads at once or after close.
 struct FilePointer: @unchecked Sendable {
     let raw: OpaquePointer
 }
 
 /// The one place that calls libnfs.
 ///
-/// Every function maps one libnfs call and returns its raw result; turning a
-/// negative result into an ``NFSError`` happens in ``NFSContext/call(_:path:_:)``,
-/// which also holds the context's lock. Keeping the C surface here lets a later
-/// async layer (libnfs's `_async` calls) reuse the same shapes.
+/// Every function maps one libnfs call and returns its raw result. After the
+/// mount only the engine's service thread calls them (`Engine/`); a request's
+/// callback result becomes an ``NFSError`` in `ServiceLoop`.
 internal enum Syscalls {
     typealias Context = OpaquePointer
     typealias FileHandle = OpaquePointer
