@@ -31,19 +31,19 @@ public final class NFSFileHandle: Sendable {
     private let ownsContext: Bool
     /// Held by each operation from start to end, RPCs included (see ``Gate``).
     private let gate = Gate()
-    private let state: State
+    private let storage: Storage
 
-    /// `@unchecked Sendable`: read and written only while holding `gate` (or in `deinit`).
-    private final class State: @unchecked Sendable {
+    private struct State {
         var fh: FilePointer?
         var position: UInt64
         var buffer: FileBuffer
+    }
 
-        init(fh: FilePointer, position: UInt64, buffer: FileBuffer) {
-            self.fh = fh
-            self.position = position
-            self.buffer = buffer
-        }
+    /// `@unchecked Sendable`: `state` is read and written only while holding `gate` (or in `deinit`).
+    /// Operations take it `inout`, so each pays for one exclusivity check, not one per field.
+    private final class Storage: @unchecked Sendable {
+        var state: State
+        init(_ state: State) { self.state = state }
     }
 
     init(context: NFSContext, path: FilePath, fh: FilePointer, position: UInt64, flags: NFSOpenFlags, ownsContext: Bool) {
@@ -54,10 +54,10 @@ public final class NFSFileHandle: Sendable {
         self.flags = flags
         self.mode = flags.modeString
         self.ownsContext = ownsContext
-        self.state = State(fh: fh, position: position, buffer: FileBuffer(
+        self.storage = Storage(State(fh: fh, position: position, buffer: FileBuffer(
             readCapacity: readCapacity,
             writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
-            readAheadLimit: max(readCapacity, context.readAhead)))
+            readAheadLimit: max(readCapacity, context.readAhead))))
         context.register(self)
     }
 
@@ -109,10 +109,10 @@ public final class NFSFileHandle: Sendable {
     /// level error, naming the file and the bytes lost); debug builds also warn
     /// about every handle dropped open. Call ``close()`` to see errors.
     deinit {
-        guard let fh = state.fh else { return }
-        let buffer = state.buffer
-        state.fh = nil
-        state.buffer.discard()
+        guard let fh = storage.state.fh else { return }
+        let buffer = storage.state.buffer
+        storage.state.fh = nil
+        storage.state.buffer.discard()
         #if DEBUG
         NFSContext.logger.warning("NFSFileHandle \(name) was dropped without close(); closing it in the background")
         #endif
@@ -161,7 +161,7 @@ public final class NFSFileHandle: Sendable {
 
     /// The open file and its I/O, or the error for a closed file or a missing access right.
     private func openFile(_ operation: String, needs access: NFSOpenFlags) throws -> FileIO {
-        guard let fh = state.fh else {
+        guard let fh = storage.state.fh else {
             throw NFSError(code: .badFileDescriptor, operation: operation, path: name, detail: "the file is closed")
         }
         if !flags.isSuperset(of: access) {
@@ -174,18 +174,18 @@ public final class NFSFileHandle: Sendable {
 
     @discardableResult
     private func withOpenFile<T>(_ operation: String, needs access: NFSOpenFlags = [],
-                                 _ body: (State, FileIO) throws -> T) throws -> T {
-        try gate.withLock { try body(state, try openFile(operation, needs: access)) }
+                                 _ body: (inout State, FileIO) throws -> T) throws -> T {
+        try gate.withLock { try body(&storage.state, try openFile(operation, needs: access)) }
     }
 
     @discardableResult
     private func withOpenFile<T>(_ operation: String, needs access: NFSOpenFlags = [],
-                                 _ body: (State, FileIO) async throws -> T) async throws -> T {
-        try await gate.withLock { try await body(state, try openFile(operation, needs: access)) }
+                                 _ body: (inout State, FileIO) async throws -> T) async throws -> T {
+        try await gate.withLock { try await body(&storage.state, try openFile(operation, needs: access)) }
     }
 
     /// True once ``close()`` has run (or the context was closed).
-    public var isClosed: Bool { gate.withLock { state.fh == nil } }
+    public var isClosed: Bool { gate.withLock { storage.state.fh == nil } }
 
     // MARK: Reading
 
@@ -486,7 +486,7 @@ public final class NFSFileHandle: Sendable {
                 try state.buffer.flush(io)
                 size = try io.fstat().size
             }
-            return try move(state, offset, whence, size: size)
+            return try move(&state, offset, whence, size: size)
         }
     }
 
@@ -499,11 +499,11 @@ public final class NFSFileHandle: Sendable {
                 try await state.buffer.flush(io)
                 size = try await io.fstat().size
             }
-            return try move(state, offset, whence, size: size)
+            return try move(&state, offset, whence, size: size)
         }
     }
 
-    private func move(_ state: State, _ offset: Int64, _ whence: Whence, size: UInt64?) throws -> UInt64 {
+    private func move(_ state: inout State, _ offset: Int64, _ whence: Whence, size: UInt64?) throws -> UInt64 {
         let base: Int64
         switch whence {
         case .set: base = 0
@@ -586,10 +586,10 @@ public final class NFSFileHandle: Sendable {
     /// - Throws: the flush or close error; the handle is closed either way.
     public func close() throws {
         let result: Result<Void, any Error> = gate.withLock {
-            guard let fh = state.fh else { return .success(()) }
-            defer { state.fh = nil; state.buffer.discard() }
+            guard let fh = storage.state.fh else { return .success(()) }
+            defer { storage.state.fh = nil; storage.state.buffer.discard() }
             var failure: (any Error)?
-            do { try state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
+            do { try storage.state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
             do { try context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
             return failure.map { .failure($0) } ?? .success(())
         }
@@ -601,10 +601,10 @@ public final class NFSFileHandle: Sendable {
     /// ``close()``, suspending the task instead of blocking the thread.
     public func close() async throws {
         let result: Result<Void, any Error> = await gate.withLock {
-            guard let fh = state.fh else { return .success(()) }
-            defer { state.fh = nil; state.buffer.discard() }
+            guard let fh = storage.state.fh else { return .success(()) }
+            defer { storage.state.fh = nil; storage.state.buffer.discard() }
             var failure: (any Error)?
-            do { try await state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
+            do { try await storage.state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
             do { try await context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
             return failure.map { .failure($0) } ?? .success(())
         }

@@ -17,11 +17,17 @@ import Darwin
 /// requests are out, so that libnfs's own timeouts fire, and fails a request
 /// itself once its timeout has passed by two seconds more (libnfs 6 and later
 /// resend a timed-out RPC without end).
+///
+/// A sync call made while the engine is idle skips the hand-off: its thread
+/// takes the context and drives its one request itself (``perform(_:)``),
+/// which spares two thread wake-ups per call; the service thread meanwhile
+/// sleeps on the wake-up pipe alone and touches nothing.
 final class Engine: Sendable {
     /// The most requests started and not yet answered.
     let window: Int
     private let shared: Locked<Shared>
     private let wake: WakePipe
+    private let loop: ServiceLoop
     private let thread: ServiceThread
 
     struct Shared: @unchecked Sendable {
@@ -30,6 +36,10 @@ final class Engine: Sendable {
         var stopping = false
         /// Set when the connection is gone for good: requests fail at once.
         var lost = false
+        /// Set by the service thread when it has nothing to do: a caller may take the context.
+        var contextFree = false
+        /// Set while a caller's thread drives the context; the loop's state is then that thread's.
+        var driven = false
     }
 
     /// Starts the service thread; from here on only it touches `nfs`, until it destroys it on ``shutdown()``.
@@ -40,6 +50,7 @@ final class Engine: Sendable {
         let loop = ServiceLoop(nfs: nfs, window: self.window, timeout: timeout, noDelay: noDelay, shared: shared, wake: wake)
         self.shared = shared
         self.wake = wake
+        self.loop = loop
         self.thread = try ServiceThread { loop.run() }
     }
 
@@ -61,10 +72,41 @@ final class Engine: Sendable {
         if let refusal { request.finish(refusal) }
     }
 
-    /// Submits and blocks the calling thread until the value arrives.
+    /// Submits and blocks the calling thread until the value arrives; when the
+    /// engine is idle, the calling thread drives the request itself.
     func perform<T: Sendable>(_ request: Request<T>) throws -> T {
-        submit(request)
+        if takeContext() {
+            // SIGPIPE from a send goes to the sending thread, here the caller's.
+            BrokenPipeShield.run { loop.drive(request) }
+            releaseContext()
+        } else {
+            submit(request)
+        }
         return try request.wait()
+    }
+
+    /// Hands the context to the calling thread if the service thread is idle and nothing waits.
+    private func takeContext() -> Bool {
+        shared.withLock { shared in
+            guard shared.contextFree, !shared.driven, shared.queue.isEmpty, !shared.stopping, !shared.lost else {
+                return false
+            }
+            shared.contextFree = false
+            shared.driven = true
+            return true
+        }
+    }
+
+    /// Gives the context back; wakes the service thread if work arrived meanwhile or is left.
+    private func releaseContext() {
+        shared.withLock { shared in
+            shared.driven = false
+            shared.contextFree = loop.isIdle && shared.queue.isEmpty && !shared.stopping
+            if !shared.contextFree {
+                shared.wakePending = true
+                wake.signal()
+            }
+        }
     }
 
     /// Submits and suspends the calling task until the value arrives; cancellation abandons the request.
@@ -134,23 +176,24 @@ final class ServiceLoop: @unchecked Sendable {
 
     func run() {
         Self.blockBrokenPipe()
-        while let started = takeSubmissions() {
-            for request in started { start(request) }
-            let active = !inFlight.isEmpty && !dead
-            let descriptor = active ? Syscalls.descriptor(nfs) : -1
-            if descriptor >= 0 && descriptor != lastDescriptor {
-                lastDescriptor = descriptor
-                if noDelay { Platform.setNoDelay(descriptor) }
+        turns: while true {
+            switch nextTurn() {
+            case .stop:
+                break turns
+            case .sleep:
+                _ = Platform.poll(wake: wake.readDescriptor, descriptor: -1, events: 0, milliseconds: -1)
+                wake.drain()
+            case .work(let started):
+                for request in started { start(request) }
+                if dead {
+                    _ = Platform.poll(wake: wake.readDescriptor, descriptor: -1, events: 0, milliseconds: -1)
+                    wake.drain()
+                } else if !inFlight.isEmpty {
+                    pollAndService(wake: wake.readDescriptor)
+                    expireOverdue()
+                }
+                // Else all of them answered at once (an NFSv3 close): the next turn finds the loop idle.
             }
-            let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
-            let revents = Platform.poll(wake: wake.readDescriptor, descriptor: descriptor, events: events,
-                                        milliseconds: active || !inFlight.isEmpty ? 100 : -1)
-            wake.drain()
-            if active {
-                // Also with no events: that is the tick in which libnfs expires timed-out calls.
-                if Syscalls.service(nfs, revents: revents) < 0 { failInFlight() }
-            }
-            if !inFlight.isEmpty || hasQueued { expireOverdue() }
         }
         // Stopping: nothing new starts; libnfs fails what is in flight as it destroys the context.
         let queued = shared.withLock { shared in defer { shared.queue.removeAll() }; return shared.queue }
@@ -161,20 +204,56 @@ final class ServiceLoop: @unchecked Sendable {
         inFlight.removeAll()
     }
 
-    /// The next requests to start, within the window; nil once the engine stops.
-    private func takeSubmissions() -> [EngineRequest]? {
+    private enum Turn {
+        case stop
+        /// Nothing to do, or a caller drives the context: wait for the wake-up pipe, touching nothing else.
+        case sleep
+        /// Start these (possibly none) and serve the connection.
+        case work([EngineRequest])
+    }
+
+    /// The next requests to start, within the window.
+    private func nextTurn() -> Turn {
         shared.withLock { shared in
-            if shared.stopping { return nil }
+            if shared.driven { return .sleep }
+            if shared.stopping { return .stop }
             shared.wakePending = false
             let room = dead ? 0 : max(window - inFlight.count, 0)
-            guard room > 0, !shared.queue.isEmpty else { return [] }
             let count = min(room, shared.queue.count)
-            defer { shared.queue.removeFirst(count) }
-            return Array(shared.queue.prefix(count))
+            let taken = Array(shared.queue.prefix(count))
+            shared.queue.removeFirst(count)
+            shared.contextFree = taken.isEmpty && isIdle
+            return shared.contextFree ? .sleep : .work(taken)
         }
     }
 
-    private var hasQueued: Bool { shared.withLock { !$0.queue.isEmpty } }
+    /// Nothing in flight on a live context; read by the thread that holds the context.
+    var isIdle: Bool { inFlight.isEmpty && !dead }
+
+    /// One poll of the connection (and of `wakeDescriptor`, unless negative), then `nfs_service`.
+    private func pollAndService(wake wakeDescriptor: Int32) {
+        let descriptor = Syscalls.descriptor(nfs)
+        if descriptor >= 0 && descriptor != lastDescriptor {
+            lastDescriptor = descriptor
+            if noDelay { Platform.setNoDelay(descriptor) }
+        }
+        let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
+        let revents = Platform.poll(wake: wakeDescriptor, descriptor: descriptor, events: events, milliseconds: 100)
+        if wakeDescriptor >= 0 { wake.drain() }
+        // Also with no events: that is the tick in which libnfs expires timed-out calls.
+        if Syscalls.service(nfs, revents: revents) < 0 { failInFlight() }
+    }
+
+    /// Runs one request on the calling thread, which holds the context (see
+    /// the sync `Engine.perform`), until it is finished. A request the deadline failed
+    /// stays in flight; the service thread serves it once the context is back.
+    func drive(_ request: EngineRequest) {
+        start(request)
+        while !dead && !request.lock.withLock({ request.isFinished }) {
+            pollAndService(wake: -1)
+            expireOverdue()
+        }
+    }
 
     private func start(_ request: EngineRequest) {
         if request.runsInline { return request.runInline(nfs) }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A lock that both threads and tasks can hold across waits: a blocking
 /// ``lock()`` for the synchronous API and a suspending one for the async API,
 /// served first come, first served. An open file's position and buffers stay
@@ -15,19 +17,20 @@ final class Gate: Sendable {
         var granted = false
     }
 
-    private struct State: @unchecked Sendable {
-        var held = false
-        var waiters: [Waiter] = []
-    }
-
-    private let state = Locked(State())
+    /// 0: free; 1: held; 2: held, and the holder must look for waiters when it unlocks.
+    /// An uncontended lock and unlock are one atomic operation each; the
+    /// waiters' lock is taken only when the gate is contended.
+    private let word = Atomic<Int>(0)
+    /// Changed, and `word` set to 2 or handed on, only under this lock.
+    private let waiters = Locked<[Waiter]>([])
 
     /// Blocks the calling thread until the gate is its own.
     func lock() {
-        let grant: Grant? = state.withLock { state in
-            if !state.held { state.held = true; return nil }
+        if word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
+        let grant: Grant? = waiters.withLock { waiters in
+            if word.exchange(2, ordering: .acquiringAndReleasing) == 0 { return nil }
             let grant = Grant()
-            state.waiters.append(.thread(grant))
+            waiters.append(.thread(grant))
             return grant
         }
         guard let grant else { return }
@@ -36,10 +39,11 @@ final class Gate: Sendable {
 
     /// Suspends the calling task until the gate is its own (cancellation does not cut the wait short).
     func lock() async {
+        if word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let granted = state.withLock { state in
-                if !state.held { state.held = true; return true }
-                state.waiters.append(.task(continuation))
+            let granted = waiters.withLock { waiters in
+                if word.exchange(2, ordering: .acquiringAndReleasing) == 0 { return true }
+                waiters.append(.task(continuation))
                 return false
             }
             if granted { continuation.resume() }
@@ -48,9 +52,14 @@ final class Gate: Sendable {
 
     /// Hands the gate to the longest waiter, or frees it.
     func unlock() {
-        let next: Waiter? = state.withLock { state in
-            if state.waiters.isEmpty { state.held = false; return nil }
-            return state.waiters.removeFirst()
+        if word.compareExchange(expected: 1, desired: 0, ordering: .releasing).exchanged { return }
+        let next: Waiter? = waiters.withLock { waiters in
+            guard !waiters.isEmpty else {
+                word.store(0, ordering: .releasing)
+                return nil
+            }
+            // The gate stays held (word 2): it passes to the waiter.
+            return waiters.removeFirst()
         }
         switch next {
         case .thread(let grant)?:

@@ -16,7 +16,7 @@ enum Platform {
     }
 
     /// Waits up to `milliseconds` (-1: without end) for the wake-up descriptor
-    /// or `events` on `descriptor` (skipped when negative); returns the
+    /// or `events` on `descriptor` (each skipped when negative); returns the
     /// descriptor's events, -1 when poll itself failed (libnfs's convention).
     static func poll(wake: Int32, descriptor: Int32, events: Int32, milliseconds: Int32) -> Int32 {
         var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0),

@@ -30,8 +30,8 @@ enum VersionQuirks {
     ///   layer's text (such as "Incoming PDU exceeds limit", read from a stream
     ///   it resumed mid-reply). Either, before the timeout, is a lost
     ///   connection (ECONNRESET), not an "Interrupted system call". So is any
-    ///   call whose text is the socket layer's ("Socket failed with POLLHUP"),
-    ///   even after the whole timeout: libnfs spent it trying to reconnect.
+    ///   call whose text is the socket layer's ("Socket failed with POLLHUP",
+    ///   "Error when writing to socket :Broken pipe"), even after the whole timeout: libnfs spent it trying to reconnect.
     ///   With calls in flight on the async API, libnfs fails each of them
     ///   itself when it cannot (or may not) reconnect: "RPC ERROR: Failed to
     ///   reconnect async", status EFAULT; that too is a lost connection.
@@ -61,7 +61,8 @@ enum VersionQuirks {
         guard let message else { return code == .badAddress ? .ioError : code }
         // The socket layer's own words: the connection broke, and libnfs's reconnects
         // (if any) had not restored it when the call gave up.
-        if ["Socket failed", "POLLHUP", "POLLERR", "Incoming PDU exceeds limit", "Failed to reconnect",
+        if ["Socket failed", "POLLHUP", "POLLERR", "socket error", "Error when writing to socket",
+            "Read from socket failed", "not connected", "Incoming PDU exceeds limit", "Failed to reconnect",
             "attempts to reconnect failed"].contains(where: message.contains) {
             return .connectionReset
         }

@@ -4,6 +4,7 @@ import LibNFS
 // Usage: EngineBench sync URL DIR   — sync figures (DIR: a directory on the share, for scratch files)
 //        EngineBench async URL DIR  — 200 stats sequential vs concurrent, 64 MiB readAll
 // Prints one "name seconds" line per figure, the median of 3 runs.
+// NODELAY=0 in the environment mounts with NFSOptions.noDelay off (Nagle's algorithm left on).
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = ContinuousClock.now
@@ -31,7 +32,9 @@ guard arguments.count == 4 else {
     exit(2)
 }
 let (mode, url, dir) = (arguments[1], arguments[2], arguments[3])
-let nfs = try NFSContext(url: url)
+var options = NFSOptions()
+options.noDelay = ProcessInfo.processInfo.environment["NODELAY"] != "0"
+let nfs = try NFSContext(url: url, options: options)
 let big = dir + "/engine-big.bin"
 let chunk = [UInt8](repeating: 0x5A, count: 1 << 20)
 
