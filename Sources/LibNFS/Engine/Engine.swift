@@ -162,6 +162,8 @@ final class ServiceLoop: @unchecked Sendable {
     /// Set while `nfs_destroy_context` runs the callbacks of the calls it cancels.
     private var destroying = false
     private var lastDescriptor: Int32 = -1
+    /// When the peer last closed or refused the connection (a hang-up or error seen by poll).
+    private var lastBreak: ContinuousClock.Instant?
     private var nextDeadlineCheck = ContinuousClock.now
 
     init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool,
@@ -238,7 +240,12 @@ final class ServiceLoop: @unchecked Sendable {
             if noDelay { Platform.setNoDelay(descriptor) }
         }
         let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
-        let revents = Platform.poll(wake: wakeDescriptor, descriptor: descriptor, events: events, milliseconds: 100)
+        var revents = Platform.poll(wake: wakeDescriptor, descriptor: descriptor, events: events,
+                                    milliseconds: 100, watchingHangup: true)
+        if revents > 0 && revents & Platform.hangupEvents != 0 {
+            lastBreak = .now
+            revents &= ~Platform.peerClosedEvent
+        }
         if wakeDescriptor >= 0 { wake.drain() }
         // Also with no events: that is the tick in which libnfs expires timed-out calls.
         if Syscalls.service(nfs, revents: revents) < 0 { failInFlight() }
@@ -281,17 +288,22 @@ final class ServiceLoop: @unchecked Sendable {
         } else if status >= 0 {
             request.lock.withLock { request.succeed(status: status, data: data) }
         } else {
-            // libnfs sets the context's error text just before most callbacks, and
-            // `data` is not always text (6.0.2 passes a READ3res); but a call failed
-            // with the RPC layer's error gets its text only in `data`.
-            let text = Syscalls.errorText(nfs).flatMap { $0.isEmpty ? nil : $0 }
-                ?? data.map { Syscalls.text(UnsafePointer($0.assumingMemoryBound(to: CChar.self))) }
+            // A call the RPC layer failed (EFAULT) or timed out or cancelled (EINTR)
+            // has its text in `data` (libnfs 4.x-7.x, v3 and v4), while the context's
+            // text may be an older call's. For other failures libnfs sets the context's
+            // text just before the callback, and `data` is not always text (6.0.2 passes a READ3res).
+            let dataText = data.map { Syscalls.text(UnsafePointer($0.assumingMemoryBound(to: CChar.self))) }
+            let contextText = Syscalls.errorText(nfs).flatMap { $0.isEmpty ? nil : $0 }
+            let text = status == -EFAULT || status == -EINTR ? dataText ?? contextText : contextText ?? dataText
             request.finish(error(for: request, status: status, message: text))
         }
     }
 
+    /// A failure is a lost connection when the call's socket was replaced under
+    /// it (API v1) or the peer closed or refused the connection while it was out.
     private func error(for request: EngineRequest, status: Int32, message: String?) -> NFSError {
         let changed = request.connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false
+            || lastBreak.map { $0 >= request.created } ?? false
         return NFSError.fromLibNFS(result: status, operation: request.operation, path: request.path, message: message,
                                    elapsed: .now - request.created, timeout: timeout, connectionChanged: changed)
     }
@@ -326,9 +338,8 @@ final class ServiceLoop: @unchecked Sendable {
             return late
         }
         for request in overdue + queued {
-            var error = NFSError(code: .timedOut, operation: request.operation, path: request.path)
-            error.detail = "no reply within the \(timeout.components.seconds) s timeout"
-            request.finish(error)
+            // A timeout, or a lost connection if it broke meanwhile (libnfs 6+ retry it without end).
+            request.finish(error(for: request, status: -ETIMEDOUT, message: nil))
         }
     }
 

@@ -18,9 +18,12 @@ enum Platform {
     /// Waits up to `milliseconds` (-1: without end) for the wake-up descriptor
     /// or `events` on `descriptor` (each skipped when negative); returns the
     /// descriptor's events, -1 when poll itself failed (libnfs's convention).
-    static func poll(wake: Int32, descriptor: Int32, events: Int32, milliseconds: Int32) -> Int32 {
+    /// With `watchingHangup`, also asks for ``peerClosedEvent`` (the peer shut its side).
+    static func poll(wake: Int32, descriptor: Int32, events: Int32, milliseconds: Int32,
+                     watchingHangup: Bool = false) -> Int32 {
+        let asked = watchingHangup ? events | peerClosedEvent : events
         var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: descriptor, events: Int16(truncatingIfNeeded: events), revents: 0)]
+                   pollfd(fd: descriptor, events: Int16(truncatingIfNeeded: asked), revents: 0)]
         let count = descriptor >= 0 ? 2 : 1
         let rc = fds.withUnsafeMutableBufferPointer { buffer in
             #if canImport(Glibc)
@@ -32,6 +35,15 @@ enum Platform {
         if rc < 0 { return errno == EINTR ? 0 : -1 }
         return Int32(fds[1].revents)
     }
+
+    /// Poll's report that the peer shut its side of the connection (Linux's POLLRDHUP; none elsewhere).
+    #if os(Linux)
+    static let peerClosedEvent: Int32 = 0x2000  // POLLRDHUP: Glibc's module leaves it out (it needs _GNU_SOURCE)
+    #else
+    static let peerClosedEvent: Int32 = 0
+    #endif
+    /// The poll results that mean the peer closed or refused the connection.
+    static let hangupEvents = Int32(POLLHUP) | Int32(POLLERR) | peerClosedEvent
 
     /// Turns off Nagle's algorithm on a connection, so a small RPC leaves at
     /// once even while earlier ones are unanswered.

@@ -47,7 +47,9 @@ enum VersionQuirks {
     ///   bad address in this process, which never hands libnfs one.
     ///
     /// `connectionChanged` says that the call's socket was replaced under it
-    /// (see ``watchesConnection``): a timeout then is a lost connection.
+    /// (see ``watchesConnection``), or that the engine saw the peer close or
+    /// refuse the connection while the call was out: a timeout then is a lost
+    /// connection.
     static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil,
                       connectionChanged: Bool = false) -> Errno {
         let code = errnoFromLibNFS(result: result, message: message, elapsed: elapsed, timeout: timeout)
@@ -59,6 +61,13 @@ enum VersionQuirks {
         if raw == 0 { raw = Errno.ioError.rawValue }
         let code = Errno(rawValue: raw)
         guard let message else { return code == .badAddress ? .ioError : code }
+        let reconnectFailed = ["Failed to reconnect", "attempts to reconnect failed"].contains(where: message.contains)
+        // libnfs 6.x-7.x reconnect on a timeout themselves and, when that fails, end the
+        // calls with the reconnect's words: after the whole timeout, that is a timeout
+        // (a lost connection if the peer was seen to close it: `connectionChanged`).
+        if reconnectFailed, Syscalls.apiVersion >= 2, let elapsed, let timeout, elapsed >= timeout {
+            return .timedOut
+        }
         // The socket layer's own words: the connection broke, and libnfs's reconnects
         // (if any) had not restored it when the call gave up.
         if ["Socket failed", "POLLHUP", "POLLERR", "socket error", "Error when writing to socket",
