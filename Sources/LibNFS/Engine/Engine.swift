@@ -286,7 +286,7 @@ final class ServiceLoop: @unchecked Sendable {
         if destroying {
             request.finish(NFSContext.closedError(request.operation, request.path))
         } else if status >= 0 {
-            request.lock.withLock { request.succeed(status: status, data: data) }
+            request.succeed(status: status, data: data)
         } else {
             // A call the RPC layer failed (EFAULT) or timed out or cancelled (EINTR)
             // has its text in `data` (libnfs 4.x-7.x, v3 and v4), while the context's

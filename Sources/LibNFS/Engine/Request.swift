@@ -36,7 +36,7 @@ class EngineRequest: @unchecked Sendable {
 
     /// Issues the libnfs `_async` call; a negative result means libnfs refused it (no callback follows).
     func issue(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32 { fatalError("abstract") }
-    /// Takes the callback's data as the call's value; runs under `lock` on the service thread.
+    /// Takes the callback's data as the call's value (on the thread driving the context).
     func succeed(status: Int32, data: UnsafeMutableRawPointer?) { fatalError("abstract") }
     /// Ends the request with `error` unless it has ended already.
     func finish(_ error: any Error) { fatalError("abstract") }
@@ -90,10 +90,11 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
     override var runsInline: Bool { inlineBody != nil }
 
     override func runInline(_ nfs: OpaquePointer) {
-        lock.withLock {
-            guard !isFinished, let inlineBody else { return }
-            deliver(.success(inlineBody(nfs)))
+        let hand = lock.withLock { () -> (() -> Void)? in
+            guard !isFinished, let inlineBody else { return nil }
+            return deliver(.success(inlineBody(nfs)))
         }
+        hand?()
     }
 
     override func issue(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32 {
@@ -101,29 +102,39 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
     }
 
     override func succeed(status: Int32, data: UnsafeMutableRawPointer?) {
-        guard !isFinished else { return }
-        deliver(.success(successBody(status, data)))
+        // The value is copied out under the lock: an abandoned caller's memory is not touched.
+        let hand = lock.withLock { () -> (() -> Void)? in
+            guard !isFinished else { return nil }
+            return deliver(.success(successBody(status, data)))
+        }
+        hand?()
     }
 
     override func finish(_ error: any Error) {
-        lock.withLock {
-            guard !isFinished else { return }
-            deliver(.failure(error))
+        let hand = lock.withLock { () -> (() -> Void)? in
+            guard !isFinished else { return nil }
+            return deliver(.failure(error))
         }
+        hand?()
     }
 
-    /// Called under `lock`.
-    private func deliver(_ result: Result<T, any Error>) {
+    /// Called under `lock`: records the outcome for a blocked thread, or returns
+    /// what hands it to a task or handler, to run once the lock is released.
+    /// Resuming under the lock could deadlock: a task's cancellation handler
+    /// (``finish(_:)``) takes this lock while the runtime holds the task's
+    /// status lock, which resuming the task takes too.
+    private func deliver(_ result: Result<T, any Error>) -> (() -> Void)? {
         isFinished = true
         if let handler {
             self.handler = nil
-            handler(result)
+            return { handler(result) }
         } else if let continuation {
             self.continuation = nil
-            continuation.resume(with: result)
+            return { continuation.resume(with: result) }
         } else {
             outcome = result
             lock.broadcast()
+            return nil
         }
     }
 
@@ -148,13 +159,13 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
     func value() async throws -> T {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                lock.withLock {
-                    if let outcome {
-                        continuation.resume(with: outcome)
-                    } else {
-                        self.continuation = continuation
-                    }
+                // Resumed outside the lock, as in ``deliver(_:)``.
+                let ready: Result<T, any Error>? = lock.withLock {
+                    if let outcome { return outcome }
+                    self.continuation = continuation
+                    return nil
                 }
+                if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
             finish(CancellationError())

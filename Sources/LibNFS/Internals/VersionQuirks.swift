@@ -49,11 +49,14 @@ enum VersionQuirks {
     /// `connectionChanged` says that the call's socket was replaced under it
     /// (see ``watchesConnection``), or that the engine saw the peer close or
     /// refuse the connection while the call was out: a timeout then is a lost
-    /// connection.
+    /// connection, and so is an RPC-layer failure (EFAULT).
     static func errno(result: Int32, message: String?, elapsed: Duration? = nil, timeout: Duration? = nil,
                       connectionChanged: Bool = false) -> Errno {
         let code = errnoFromLibNFS(result: result, message: message, elapsed: elapsed, timeout: timeout)
-        return code == .timedOut && connectionChanged ? .connectionReset : code
+        // EFAULT is the RPC layer's own failure (7.0.0's split reads report it as
+        // "r_cb multi pread failed with -14"): over a broken connection, that broke it.
+        let transportFailure = code == .timedOut || abs(result) == EFAULT
+        return transportFailure && connectionChanged ? .connectionReset : code
     }
 
     private static func errnoFromLibNFS(result: Int32, message: String?, elapsed: Duration?, timeout: Duration?) -> Errno {
