@@ -27,7 +27,8 @@ import Darwin
 /// `_async` calls, submitted to that thread. Many threads and tasks may share
 /// a context; their requests go out together on its one connection, up to
 /// ``NFSOptions/maxRequestsInFlight`` at a time. Each method has a synchronous
-/// form, which blocks its thread until the reply, and an `async` form of the
+/// form, which blocks its thread until the reply (on an idle engine it drives
+/// its request on that thread), and an `async` form of the
 /// same name, chosen by `await`, which suspends its task instead and ends
 /// with `CancellationError` when the task is cancelled:
 ///

@@ -40,9 +40,16 @@ final class Engine: Sendable {
         var contextFree = false
         /// Set while a caller's thread drives the context; the loop's state is then that thread's.
         var driven = false
+
+        /// Takes every queued request out, for the caller to fail once the lock is released.
+        mutating func takeQueue() -> [EngineRequest] {
+            defer { queue.removeAll() }
+            return queue
+        }
     }
 
-    /// Starts the service thread; from here on only it touches `nfs`, until it destroys it on ``shutdown()``.
+    /// Starts the service thread; from here on only the thread holding the context touches `nfs`
+    /// (see ``ServiceLoop``), until the service thread destroys it on ``shutdown()``.
     init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool) throws {
         self.window = max(window, 1)
         let shared = Locked(Shared())
@@ -120,8 +127,7 @@ final class Engine: Sendable {
     func markLost() {
         let queued = shared.withLock { shared in
             shared.lost = true
-            defer { shared.queue.removeAll() }
-            return shared.queue
+            return shared.takeQueue()
         }
         for request in queued { request.finish(Self.lostError(request.operation, request.path)) }
     }
@@ -147,8 +153,10 @@ final class Engine: Sendable {
     }
 }
 
-/// What runs on the service thread; nothing here is touched by another thread
-/// except `shared` (under its lock) and `wake`.
+/// What drives the context. Its state and `nfs` belong to *the thread holding
+/// the context*: the service thread, or a sync caller that took the idle
+/// context (``Engine/Shared/driven``); the hand-over happens under `shared`'s
+/// lock. Other threads touch only `shared` (under its lock) and `wake`.
 final class ServiceLoop: @unchecked Sendable {
     private let nfs: OpaquePointer
     private let window: Int
@@ -198,7 +206,7 @@ final class ServiceLoop: @unchecked Sendable {
             }
         }
         // Stopping: nothing new starts; libnfs fails what is in flight as it destroys the context.
-        let queued = shared.withLock { shared in defer { shared.queue.removeAll() }; return shared.queue }
+        let queued = shared.withLock { $0.takeQueue() }
         for request in queued { request.finish(NFSContext.closedError(request.operation, request.path)) }
         destroying = true
         Syscalls.destroyContext(nfs)
@@ -311,13 +319,15 @@ final class ServiceLoop: @unchecked Sendable {
     /// `nfs_service` failed: the connection is gone and libnfs cannot use the context again.
     private func failInFlight() {
         dead = true
-        shared.withLock { $0.lost = true }
+        let queued = shared.withLock { shared in
+            shared.lost = true
+            return shared.takeQueue()
+        }
         let failed = inFlight.values
         inFlight.removeAll()
         for request in failed {
             request.finish(error(for: request, status: -EIO, message: "nfs_service failed"))
         }
-        let queued = shared.withLock { shared in defer { shared.queue.removeAll() }; return shared.queue }
         for request in queued { request.finish(Engine.lostError(request.operation, request.path)) }
     }
 

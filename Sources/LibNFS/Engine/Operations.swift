@@ -43,7 +43,7 @@ enum Operations {
 
     static func scandir(_ path: FilePath) -> Request<[NFSDirectoryEntry]> {
         // The entries are read inside the callback, where libnfs hands over the
-        // directory; both closures run on the service thread, so `context` needs no lock.
+        // directory; both closures run on the thread holding the context, so `context` needs no lock.
         let context = ServiceThreadBox()
         return Request("opendir", path: path, issue: { nfs, pd in
             context.nfs = nfs
@@ -101,7 +101,7 @@ final class OwnedBytes: @unchecked Sendable {
     deinit { buffer.deallocate() }
 }
 
-/// A context pointer carried from a request's issue closure to its success closure (both on the service thread).
+/// A context pointer carried from a request's issue closure to its success closure (both on the thread holding the context).
 final class ServiceThreadBox: @unchecked Sendable {
     var nfs: OpaquePointer?
 }

@@ -5,16 +5,16 @@ import SystemPackage
 /// delivered: to a thread blocked in ``Request/wait()`` or to a task suspended
 /// in ``Request/value()``.
 ///
-/// The service thread starts the call (``start(_:_:)``) and libnfs calls back
+/// The thread holding the context (see ``ServiceLoop``) starts the call (``start(_:_:)``) and libnfs calls back
 /// inside `nfs_service` (``EngineCallback``). A request whose caller gave up
 /// (cancelled, or failed by the engine's own deadline) is *abandoned*: it
 /// never starts if it had not, and its callback, which libnfs still owes,
 /// touches none of the caller's memory. Both checks happen under the
 /// request's lock, so a caller's buffer is safe to free once
-/// ``abandon(with:)`` has returned.
+/// ``finish(_:)`` has returned.
 ///
 /// `@unchecked Sendable`: the mutable state is read and written only under `lock`;
-/// `connection`, `loop` and `calledBack` only on the service thread.
+/// `connection`, `loop` and `calledBack` only on the thread holding the context.
 class EngineRequest: @unchecked Sendable {
     let operation: String
     let path: FilePath?
@@ -23,7 +23,7 @@ class EngineRequest: @unchecked Sendable {
     var connection: UInt64?
     /// The loop that started the call; it outlives every callback (they run inside it, the last ones in `nfs_destroy_context`).
     unowned(unsafe) var loop: ServiceLoop?
-    /// Set when libnfs has called back (service thread only); some calls do so inside their `_async` function.
+    /// Set when libnfs has called back (thread holding the context only); some calls do so inside their `_async` function.
     var calledBack = false
     let lock = ConditionLock()
     /// Set once the outcome is decided; guarded by `lock`.
@@ -51,7 +51,7 @@ class EngineRequest: @unchecked Sendable {
         lock.withLock { isFinished } ? nil : issue(nfs, privateData)
     }
 
-    /// True for work done on the service thread without an RPC (``runInline(_:)`` instead of ``issue(_:_:)``).
+    /// True for work done on the thread holding the context without an RPC (``runInline(_:)`` instead of ``issue(_:_:)``).
     var runsInline: Bool { false }
     func runInline(_ nfs: OpaquePointer) {}
 }
@@ -79,7 +79,7 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
         super.init(operation: operation, path: path)
     }
 
-    /// Work on the context that needs no RPC but must run on the service thread, which owns the context.
+    /// Work on the context that needs no RPC but must run on the thread holding the context.
     init(_ operation: String, inline: @escaping (OpaquePointer) -> T) {
         issueBody = { _, _ in -1 }
         successBody = { _, _ in fatalError("an inline request has no callback") }
@@ -138,7 +138,7 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
         }
     }
 
-    /// Hands the outcome to `body` (on the service thread, or the submitter's
+    /// Hands the outcome to `body` (on the thread holding the context, or the submitter's
     /// when refused) instead of a waiter: for work nobody waits for. `body`
     /// must not wait for the engine.
     func whenDone(_ body: @escaping @Sendable (Result<T, any Error>) -> Void) -> Self {
@@ -174,7 +174,7 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
 }
 
 /// The one C callback every engine request uses: libnfs calls it inside
-/// `nfs_service`, on the service thread, with the request as private data.
+/// `nfs_service`, on the thread holding the context, with the request as private data.
 enum EngineCallback {
     static let function: nfs_cb = { status, nfs, data, privateData in
         guard let privateData else { return }

@@ -9,8 +9,8 @@ import Darwin
 
 /// An `nfsfh*` that may sit in a `Sendable` value.
 ///
-/// Invariant: libnfs only ever sees it on its context's service thread (in a
-/// request's `_async` call), and the owning handle's gate guards its lifetime,
+/// Invariant: libnfs only ever sees it on the thread holding its context (in a
+/// request's `_async` call; see `ServiceLoop`), and the owning handle's gate guards its lifetime,
 /// so it is never used by two threads at once or after close.
 struct FilePointer: @unchecked Sendable {
     let raw: OpaquePointer
@@ -19,7 +19,7 @@ struct FilePointer: @unchecked Sendable {
 /// The one place that calls libnfs.
 ///
 /// Every function maps one libnfs call and returns its raw result. After the
-/// mount only the engine's service thread calls them (`Engine/`); a request's
+/// mount only the thread holding the engine's context calls them (`Engine/`); a request's
 /// callback result becomes an ``NFSError`` in `ServiceLoop`.
 internal enum Syscalls {
     typealias Context = OpaquePointer
