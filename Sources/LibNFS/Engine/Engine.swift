@@ -172,6 +172,10 @@ final class ServiceLoop: @unchecked Sendable {
     private var lastDescriptor: Int32 = -1
     /// When the peer last closed or refused the connection (a hang-up or error seen by poll).
     private var lastBreak: ContinuousClock.Instant?
+    /// Set by a break, cleared by the next call that succeeds: until then the connection is
+    /// not known to work, and a call issued after the break that fails failed with it
+    /// (7.0.0 over NFSv4 fails such reads with "r_cb multi pread failed with -14").
+    private var brokenSinceLastSuccess = false
     private var nextDeadlineCheck = ContinuousClock.now
 
     init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool,
@@ -252,6 +256,7 @@ final class ServiceLoop: @unchecked Sendable {
                                     milliseconds: 100, watchingHangup: true)
         if revents > 0 && revents & Platform.hangupEvents != 0 {
             lastBreak = .now
+            brokenSinceLastSuccess = true
             revents &= ~Platform.peerClosedEvent
         }
         if wakeDescriptor >= 0 { wake.drain() }
@@ -294,6 +299,7 @@ final class ServiceLoop: @unchecked Sendable {
         if destroying {
             request.finish(NFSContext.closedError(request.operation, request.path))
         } else if status >= 0 {
+            brokenSinceLastSuccess = false
             request.succeed(status: status, data: data)
         } else {
             // A call the RPC layer failed (EFAULT) or timed out or cancelled (EINTR)
@@ -308,10 +314,12 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// A failure is a lost connection when the call's socket was replaced under
-    /// it (API v1) or the peer closed or refused the connection while it was out.
+    /// it (API v1), or the peer closed or refused the connection while it was out
+    /// or before it, with no call answered since.
     private func error(for request: EngineRequest, status: Int32, message: String?) -> NFSError {
         let changed = request.connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false
             || lastBreak.map { $0 >= request.created } ?? false
+            || brokenSinceLastSuccess
         return NFSError.fromLibNFS(result: status, operation: request.operation, path: request.path, message: message,
                                    elapsed: .now - request.created, timeout: timeout, connectionChanged: changed)
     }
