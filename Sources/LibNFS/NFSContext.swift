@@ -106,7 +106,8 @@ public final class NFSContext: Sendable {
             let start = ContinuousClock.now
             let rc = BrokenPipeShield.run { Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath) }
             if rc < 0 {
-                throw Self.mountError(rc, nfs: nfs, url: parsed, elapsed: .now - start, timeout: options.effectiveTimeout)
+                throw Self.mountError(rc, nfs: nfs, url: parsed, version: version,
+                                      elapsed: .now - start, timeout: options.effectiveTimeout)
             }
             self.readMax = Int(Syscalls.readMax(nfs))
             self.writeMax = Int(Syscalls.writeMax(nfs))
@@ -293,11 +294,14 @@ public final class NFSContext: Sendable {
 
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");
     /// a direct connect to the port it used tells the user what really happened.
-    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, elapsed: Duration, timeout: Duration?) -> NFSError {
+    /// NFSv4 has no MOUNT protocol: its first connection is to the NFS port (2049 unless given).
+    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, version: Int32,
+                                   elapsed: Duration, timeout: Duration?) -> NFSError {
         var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: nil, url: url.description,
                                         message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: timeout)
         guard [.ioError, .connectionRefused, .connectionReset].contains(error.code) else { return error }
-        let port = url.argument("mountport").flatMap { UInt16($0) } ?? 111
+        let port = version == 4 ? url.argument("nfsport").flatMap { UInt16($0) } ?? 2049
+                                : url.argument("mountport").flatMap { UInt16($0) } ?? 111
         if let connectErrno = Reachability.connectError(host: url.host, port: port, timeoutMilliseconds: 2000) {
             error.code = connectErrno
             error.detail = "cannot connect to \(url.server) port \(port)"

@@ -64,20 +64,17 @@ public final class Copier: Sendable {
         var failures: [CopyFailure] = []
     }
 
-    /// One worker's mounts: one for reading, and one per write stream (each stream its own context).
+    /// The mounts of both sides, shared by every file in flight: a context keeps
+    /// many requests in flight on its one connection, so more mounts would only
+    /// add connections (and, on a cut, more of them to wait out).
     private struct Mounters: Sendable {
         let source: Mounter
-        let destinations: [Mounter]
-        var destination: Mounter { destinations[0] }
+        let destination: Mounter
         func closeAll() {
             source.closeAll()
-            for d in destinations { d.closeAll() }
+            destination.closeAll()
         }
     }
-
-    private static let maximumStreams = 2
-    /// Files smaller than this are not striped: the extra open costs more than it saves.
-    private static let stripingThreshold: UInt64 = 8 << 20
 
     private let options: CopyOptions
     private let progress: ProgressLine
@@ -104,7 +101,7 @@ public final class Copier: Sendable {
         let reason: String
         switch error {
         case let e as FileOperationError: reason = e.description
-        case let e as NFSError: reason = FileOperationError(e, displayPath: path).description
+        case let e as NFSError: reason = FileOperationError(e, displayPath: e.url ?? path).description
         default: reason = "\(error)"
         }
         tally.withLock { $0.failures.append(CopyFailure(path: path, reason: reason)) }
@@ -116,13 +113,10 @@ public final class Copier: Sendable {
     /// - Throws: ``CopyUsageError`` for operands that cannot work together.
     public func run(sources: [Operand], destination: Operand, verbose: Bool) throws -> CopySummary {
         let start = ContinuousClock.now
-        let workers = (0..<max(1, options.jobs)).map { _ in
-            Mounters(source: Mounter(options: options.nfs),
-                     destinations: (0..<Self.maximumStreams).map { _ in Mounter(options: options.nfs) })
-        }
-        defer { for w in workers { w.closeAll() } }
+        let mounters = Mounters(source: Mounter(options: options.nfs), destination: Mounter(options: options.nfs))
+        defer { mounters.closeAll() }
 
-        let items = try plan(sources: sources, destination: destination, mounters: workers[0])
+        let items = try plan(sources: sources, destination: destination, mounters: mounters)
         let files = items.filter { $0.kind == .file }
         progress.setTotals(bytes: files.reduce(0) { $0 + $1.info.size }, files: files.count)
         progress.startDrawing()
@@ -130,21 +124,21 @@ public final class Copier: Sendable {
 
         let directories = items.filter { $0.kind == .directory }
         for item in directories where Interrupt.signal == nil {
-            createDirectory(item, mounters: workers[0])
+            createDirectory(item, mounters: mounters)
         }
 
         let work = items.filter { $0.kind != .directory }
         let nextIndex = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: workers.count) { w in
+        DispatchQueue.concurrentPerform(iterations: max(1, options.jobs)) { _ in
             while Interrupt.signal == nil {
                 let i = nextIndex.add(1, ordering: .relaxed).oldValue
                 guard i < work.count else { break }
-                copy(work[i], mounters: workers[w], verbose: verbose)
+                copy(work[i], mounters: mounters, verbose: verbose)
             }
         }
 
         for item in directories.reversed() where Interrupt.signal == nil {
-            finishDirectory(item, mounters: workers[0])
+            finishDirectory(item, mounters: mounters)
         }
 
         let seconds = (ContinuousClock.now - start).inSeconds
@@ -385,16 +379,9 @@ public final class Copier: Sendable {
             if !closed { try? writer.close() }
             if !finished && !options.inplace { try? targetFS.remove(writePath) }
         }
-        var extraWriters: [any FileWriter] = []
-        defer { for extra in extraWriters { try? extra.close() } }
-        if item.info.size >= Self.stripingThreshold {
-            for stream in mounters.destinations.dropFirst().prefix(targetFS.writeStreams - 1) {
-                extraWriters.append(try stream.resolve(item.destination).fileSystem.openWrite(writePath))
-            }
-        }
         // Errors name the destination: the temporary name means nothing to the user.
         do {
-            try writeFile(item, reader: reader, writer: writer, closed: &closed, extraWriters: &extraWriters,
+            try writeFile(item, reader: reader, writer: writer, closed: &closed,
                           writePath: writePath, sourceFS: sourceFS, targetFS: targetFS, permissions: permissions)
         } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
             error.path = targetFS.display(item.destinationPath)
@@ -405,19 +392,14 @@ public final class Copier: Sendable {
     }
 
     private func writeFile(_ item: Item, reader: any FileReader, writer: any FileWriter, closed: inout Bool,
-                           extraWriters: inout [any FileWriter], writePath: FilePath,
-                           sourceFS: any CopyFileSystem, targetFS: any CopyFileSystem, permissions: Int) throws {
+                           writePath: FilePath, sourceFS: any CopyFileSystem, targetFS: any CopyFileSystem,
+                           permissions: Int) throws {
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
-        let connections = ([writer] + extraWriters).map(\.connectionIdentity)
-        let digest = try transfer(from: reader, to: [writer] + extraWriters, size: item.info.size, chunkSize: chunk,
+        let connection = writer.connectionIdentity
+        let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
                                   sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
-        let extras = extraWriters
-        extraWriters = []
-        for extra in extras { try extra.close() }
-        // One COMMIT covers the whole file, whichever stream wrote each part.
         try writer.sync()
-        // The extra writers are closed (their data is flushed); their contexts still say whether they reconnected.
-        guard ([writer] + extras).map(\.connectionIdentity) == connections else { throw Reconnected() }
+        guard writer.connectionIdentity == connection else { throw Reconnected() }
         closed = true
         try writer.close()
         try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)

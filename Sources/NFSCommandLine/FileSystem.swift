@@ -23,8 +23,6 @@ public protocol FileReader: Sendable {
 /// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer) throws
-    /// Writes at `offset`, independent of any position.
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws
     /// Sends everything to stable storage.
     func sync() throws
     /// Which connection the writes go over (NFS); it changes when the client reconnects. nil for local files.
@@ -55,10 +53,6 @@ public protocol CopyFileSystem: Sendable {
     func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter
     /// Opens for writing, creating or truncating.
     func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter
-    /// Opens an existing file for writing, changing nothing (a second writer of a striped copy).
-    func openWrite(_ path: FilePath) throws -> any FileWriter
-    /// How many writers a large file should be striped over: concurrent RPCs help a remote file, not a local one.
-    var writeStreams: Int { get }
     /// The preferred size of one read or write.
     var chunkSize: Int { get }
 }

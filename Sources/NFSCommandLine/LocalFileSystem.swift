@@ -125,12 +125,7 @@ public struct LocalFileSystem: CopyFileSystem {
                                                          permissions: FilePermissions(rawValue: mode_t(permissions))), path: path)
         } catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
-    public func openWrite(_ path: FilePath) throws -> any FileWriter {
-        do { return LocalFile(fd: try FileDescriptor.open(path, .writeOnly), path: path) }
-        catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
-    }
     public var chunkSize: Int { 1 << 20 }
-    public var writeStreams: Int { 1 }
 }
 
 /// A local file descriptor as reader or writer.
@@ -151,10 +146,6 @@ struct LocalFile: FileReader, FileWriter {
     }
     func write(_ buffer: UnsafeRawBufferPointer) throws {
         do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
-    }
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        do { _ = try fd.writeAll(toAbsoluteOffset: Int64(offset), buffer) }
-        catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
     }
     /// Local files are not fsynced, as cp and rsync do not: the rename that follows
     /// is ordered after the data by the kernel (ext4's auto_da_alloc, and its like),

@@ -40,7 +40,7 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Mounts what operands name, once per mount point, and closes them all at the end.
-/// Each worker of a parallel copy has its own, so that no two workers share a context.
+/// The files of a parallel copy share its contexts: each keeps many requests in flight.
 public final class Mounter: Sendable {
     private let options: NFSOptions
     private let contexts = Mutex<[String: NFSContext]>([:])
@@ -50,14 +50,18 @@ public final class Mounter: Sendable {
 
     /// The context for `url`, mounted once; a context whose connection was lost
     /// is replaced by a fresh mount (a restarted server is reachable again).
+    /// Under the lock, so that files in flight that all met a lost connection get one new mount.
     private func mount(_ url: NFSURL) throws -> NFSContext {
         let key = url.description
-        let cached = contexts.withLock { $0[key] }
-        if let cached, !cached.isConnectionLost { return cached }
-        if let cached { try? cached.close() }
-        let context = try NFSContext(url: key, options: options)
-        contexts.withLock { $0[key] = context }
-        return context
+        return try contexts.withLock { contexts in
+            if let cached = contexts[key] {
+                if !cached.isConnectionLost { return cached }
+                try? cached.close()
+            }
+            let context = try NFSContext(url: key, options: options)
+            contexts[key] = context
+            return context
+        }
     }
 
     /// Which URL to mount for `url`, and the path of `url` inside that mount.

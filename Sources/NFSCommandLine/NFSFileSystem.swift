@@ -66,12 +66,10 @@ public struct NFSFileSystem: CopyFileSystem {
     public func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter {
         NFSWriter(file: try translate(path) { try context.open(path, mode: "w", permissions: permissions) }, fileSystem: self)
     }
-    public func openWrite(_ path: FilePath) throws -> any FileWriter {
-        NFSWriter(file: try translate(path) { try context.open(path, mode: "r+") }, fileSystem: self)
-    }
-    public var chunkSize: Int { max(context.readMax, context.writeMax, 65536) }
-    /// Two WRITE streams over two mounts measured 1.3x one on the loopback server (Scripts/bench).
-    public var writeStreams: Int { 2 }
+    /// Several RPCs of the server's largest size: the library sends a chunk's
+    /// READs or WRITEs together, so this many are in flight for one file.
+    public var chunkSize: Int { max(context.readMax, context.writeMax, 65536) * Self.requestsPerChunk }
+    static let requestsPerChunk = 4
 }
 
 struct NFSReader: FileReader {
@@ -87,9 +85,6 @@ struct NFSWriter: FileWriter {
     let file: NFSFileHandle
     let fileSystem: NFSFileSystem
     func write(_ buffer: UnsafeRawBufferPointer) throws { try fileSystem.translate(file.name) { try file.write(raw: buffer) } }
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        try fileSystem.translate(file.name) { try file.pwrite(raw: buffer, offset: offset) }
-    }
     func sync() throws { try fileSystem.translate(file.name) { try file.fsync() } }
     var connectionIdentity: UInt64? { file.context.connectionIdentity }
     func close() throws { try fileSystem.translate(file.name) { try file.close() } }

@@ -15,32 +15,22 @@ public struct SourceChanged: Error, CustomStringConvertible {
     }
 }
 
-/// Copies exactly `size` bytes from `reader` to `writers`.
+/// Copies exactly `size` bytes from `reader` to `writer`.
 ///
-/// One thread reads (and hashes, in order) while the writers write: with one
-/// writer it writes sequentially; with several, each takes the next chunk and
-/// writes it at its offset, so several WRITE RPCs are in flight at once (each
-/// writer should be on its own NFS context). Returns the SHA-256 of the bytes
-/// when `hashing`. A source that ends early or has bytes past `size` ends in
-/// ``SourceChanged`` rather than a loop; ``Interrupt`` is checked between chunks.
-func transfer(from reader: any FileReader, to writers: [any FileWriter], size: UInt64, chunkSize: Int,
+/// One thread reads (and hashes, in order) while the calling thread writes,
+/// so reading the next chunk overlaps writing this one; on NFS each chunk is
+/// several READ or WRITE RPCs in flight at once (see `NFSFileSystem.chunkSize`).
+/// Returns the SHA-256 of the bytes when `hashing`. A source that ends early or
+/// has bytes past `size` ends in ``SourceChanged`` rather than a loop;
+/// ``Interrupt`` is checked between chunks.
+func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt64, chunkSize: Int,
               sourceName: String, hashing: Bool, progress: ProgressLine) throws -> [UInt8]? {
-    precondition(!writers.isEmpty)
-    let pipe = Pipe(depth: writers.count + 2, chunkSize: chunkSize)
+    let pipe = Pipe(depth: 3, chunkSize: chunkSize)
     Thread.detachNewThread {
         pipe.produce(from: reader, size: size, sourceName: sourceName, hashing: hashing)
     }
     defer { pipe.cancelAndWait() }
-    let helpers = DispatchGroup()
-    for writer in writers.dropFirst() {
-        helpers.enter()
-        Thread.detachNewThread {
-            pipe.consume(writer, sequential: false, progress: progress)
-            helpers.leave()
-        }
-    }
-    pipe.consume(writers[0], sequential: writers.count == 1, progress: progress)
-    helpers.wait()
+    pipe.consume(writer, progress: progress)
     return try pipe.outcome()
 }
 
@@ -57,10 +47,10 @@ func sha256(of reader: any FileReader, chunkSize: Int) throws -> [UInt8] {
     return Array(hasher.finalize())
 }
 
-/// A bounded hand-off of buffers from the reading thread to the writing ones.
+/// A bounded hand-off of buffers from the reading thread to the writing one.
 private final class Pipe: Sendable {
     enum Item: Sendable {
-        case data([UInt8], count: Int, offset: UInt64)
+        case data([UInt8], count: Int)
         /// Everything was read; carries the digest when hashing.
         case end([UInt8]?)
         case failure(any Error)
@@ -72,8 +62,7 @@ private final class Pipe: Sendable {
     private let queue = Mutex<[Item]>([])
     private let spare: Mutex<[[UInt8]]>
     private let cancelled = Atomic<Bool>(false)
-    /// The first error of any thread, and the end the reader reached; combined by ``outcome()``
-    /// only after every writer has returned, since another may still be writing earlier chunks.
+    /// The first error of either thread, and the end the reader reached; combined by ``outcome()``.
     private let firstError = Mutex<(any Error)?>(nil)
     private let end = Mutex<(digest: [UInt8]?, reached: Bool)>((nil, false))
     private let chunkSize: Int
@@ -98,20 +87,19 @@ private final class Pipe: Sendable {
         push(.failure(error))
     }
 
-    /// Runs on a writing thread until the end, a failure, or cancellation.
-    /// End and failure items are put back so that every writer sees them.
-    func consume(_ writer: any FileWriter, sequential: Bool, progress: ProgressLine) {
+    /// Runs on the writing thread until the end, a failure, or cancellation.
+    func consume(_ writer: any FileWriter, progress: ProgressLine) {
         while true {
             filled.wait()
             let item = queue.withLock { $0.removeFirst() }
             switch item {
-            case .data(let buffer, let count, let offset):
+            case .data(let buffer, let count):
                 if !cancelled.load(ordering: .acquiring) {
                     do {
                         try Interrupt.check()
                         try buffer.withUnsafeBytes { bytes in
                             let part = UnsafeRawBufferPointer(rebasing: bytes[..<count])
-                            if sequential { try writer.write(part) } else { try writer.write(part, at: offset) }
+                            try writer.write(part)
                         }
                         progress.add(bytes: count)
                     } catch {
@@ -122,16 +110,14 @@ private final class Pipe: Sendable {
                 free.signal()
             case .end(let digest):
                 end.withLock { $0 = (digest, true) }
-                push(item)
                 return
             case .failure:
-                push(item)
                 return
             }
         }
     }
 
-    /// The digest, or the first error; call after every consumer has returned.
+    /// The digest, or the first error; call after the consumer has returned.
     func outcome() throws -> [UInt8]? {
         if let error = firstError.withLock({ $0 }) { throw error }
         let (digest, reached) = end.withLock { $0 }
@@ -172,7 +158,7 @@ private final class Pipe: Sendable {
                     return
                 }
                 buffer.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                push(.data(buffer, count: n, offset: offset))
+                push(.data(buffer, count: n))
                 offset += UInt64(n)
             } catch {
                 spare.withLock { $0.append(buffer) }
