@@ -176,6 +176,11 @@ final class ServiceLoop: @unchecked Sendable {
     /// not known to work, and a call issued after the break that fails failed with it
     /// (7.0.0 over NFSv4 fails such reads with "r_cb multi pread failed with -14").
     private var brokenSinceLastSuccess = false
+    /// Set while `nfs_service` runs; RPC-layer failures (EFAULT) met then wait in
+    /// `transportFailures` until it returns, since libnfs fails the calls of a broken
+    /// connection inside the very call that then reports the break.
+    private var servicing = false
+    private var transportFailures: [(request: EngineRequest, status: Int32, text: String?)] = []
     private var nextDeadlineCheck = ContinuousClock.now
 
     init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool,
@@ -261,7 +266,16 @@ final class ServiceLoop: @unchecked Sendable {
         }
         if wakeDescriptor >= 0 { wake.drain() }
         // Also with no events: that is the tick in which libnfs expires timed-out calls.
-        if Syscalls.service(nfs, revents: revents) < 0 { failInFlight() }
+        servicing = true
+        let serviced = Syscalls.service(nfs, revents: revents)
+        servicing = false
+        if serviced < 0 { failInFlight() }
+        let failures = transportFailures
+        transportFailures.removeAll()
+        for failure in failures {
+            failure.request.finish(error(for: failure.request, status: failure.status, message: failure.text,
+                                         serviceFailed: serviced < 0))
+        }
     }
 
     /// Runs one request on the calling thread, which holds the context (see
@@ -279,7 +293,7 @@ final class ServiceLoop: @unchecked Sendable {
         if request.runsInline { return request.runInline(nfs) }
         let privateData = Unmanaged.passRetained(request).toOpaque()
         request.loop = self
-        if VersionQuirks.watchesConnection { request.connection = Syscalls.connectionIdentity(nfs) }
+        request.connection = Syscalls.connectionIdentity(nfs)
         guard let rc = request.start(nfs, privateData) else {
             Unmanaged<EngineRequest>.fromOpaque(privateData).release()
             return
@@ -309,17 +323,30 @@ final class ServiceLoop: @unchecked Sendable {
             let dataText = data.map { Syscalls.text(UnsafePointer($0.assumingMemoryBound(to: CChar.self))) }
             let contextText = Syscalls.errorText(nfs).flatMap { $0.isEmpty ? nil : $0 }
             let text = status == -EFAULT || status == -EINTR ? dataText ?? contextText : contextText ?? dataText
-            request.finish(error(for: request, status: status, message: text))
+            if servicing && status == -EFAULT {
+                transportFailures.append((request, status, text))
+            } else {
+                request.finish(error(for: request, status: status, message: text))
+            }
         }
     }
 
     /// A failure is a lost connection when the call's socket was replaced under
-    /// it (API v1), or the peer closed or refused the connection while it was out
-    /// or before it, with no call answered since.
-    private func error(for request: EngineRequest, status: Int32, message: String?) -> NFSError {
-        let changed = request.connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false
+    /// it, or the peer closed or refused the connection while it was out or
+    /// before it, with no call answered since.
+    ///
+    /// `serviceFailed`: the failure came inside an `nfs_service` that then failed, which
+    /// before the call's timeout ran out means the connection broke under it (after it,
+    /// libnfs gave up reconnecting after a timeout: a timeout).
+    private func error(for request: EngineRequest, status: Int32, message: String?,
+                       serviceFailed: Bool = false) -> NFSError {
+        // A replaced socket means a broken connection for an RPC-layer failure on every
+        // version, and for a timeout where libnfs does not reconnect on timeouts itself.
+        let socketChanged = request.connection.map { $0 != Syscalls.connectionIdentity(nfs) } ?? false
+        let brokeEarly = serviceFailed && (timeout.map { .now - request.created < $0 } ?? true)
+        let changed = socketChanged && (VersionQuirks.watchesConnection || status == -EFAULT)
             || lastBreak.map { $0 >= request.created } ?? false
-            || brokenSinceLastSuccess
+            || brokenSinceLastSuccess || brokeEarly
         return NFSError.fromLibNFS(result: status, operation: request.operation, path: request.path, message: message,
                                    elapsed: .now - request.created, timeout: timeout, connectionChanged: changed)
     }

@@ -19,7 +19,7 @@ class EngineRequest: @unchecked Sendable {
     let operation: String
     let path: FilePath?
     let created = ContinuousClock.now
-    /// The socket the call started on (API v1 only; see ``VersionQuirks/watchesConnection``).
+    /// The socket the call started on (see ``VersionQuirks/watchesConnection``).
     var connection: UInt64?
     /// The loop that started the call; it outlives every callback (they run inside it, the last ones in `nfs_destroy_context`).
     unowned(unsafe) var loop: ServiceLoop?
