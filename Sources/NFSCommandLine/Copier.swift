@@ -83,6 +83,11 @@ public final class Copier: Sendable {
     private let umask: Int
     /// Destination directories already searched for stale temporaries, by displayed path.
     private let swept = Mutex<Set<String>>([])
+    /// The destination directories of a recursive copy, and what each held when first
+    /// listed: one READDIRPLUS answers "is something there?" for every file copied
+    /// into it, where a lookup per file would cost a round trip each.
+    private let plannedDirectories = Mutex<Set<FilePath>>([])
+    private let listings = Mutex<[FilePath: [FilePath.Component: FileInfo]]>([:])
 
     /// The temporary names nfs-cp writes under, and the age after which one is
     /// taken to be left by a run that could not remove it (a vanished server).
@@ -123,6 +128,7 @@ public final class Copier: Sendable {
         defer { progress.finish() }
 
         let directories = items.filter { $0.kind == .directory }
+        plannedDirectories.withLock { $0 = Set(directories.map(\.destinationPath)) }
         for item in directories where Interrupt.signal == nil {
             createDirectory(item, mounters: mounters)
         }
@@ -215,10 +221,10 @@ public final class Copier: Sendable {
     private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, source: Operand, into target: FilePath,
                           destination: Operand, targetFileSystem: any CopyFileSystem, items: inout [Item]) throws {
         // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
-        for name in try fs.list(directory).sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+        for (name, found) in try fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) }) {
             let path = directory.appending(name)
             let to = target.appending(name)
-            guard let info = try fs.info(path, followSymlinks: false) else {
+            guard let info = found else {
                 // Listed a moment ago, gone now: said, never silently left out.
                 fail(fs.display(path), FileOperationError(operation: "stat", path: fs.display(path),
                                                            reason: "No such file or directory (it vanished after the listing)"))
@@ -295,7 +301,7 @@ public final class Copier: Sendable {
             let (sourceFS, _) = try mounters.source.resolve(item.source)
             let (targetFS, _) = try mounters.destination.resolve(item.destination)
             shown = sourceFS.display(item.sourcePath)
-            let existing = try targetFS.info(item.destinationPath, followSymlinks: false)
+            let existing = try destinationInfo(item.destinationPath, in: targetFS)
             if existing != nil && options.noClobber {
                 tally.withLock { $0.skipped += 1 }
                 if verbose { log("skipped \(targetFS.display(item.destinationPath)): it exists") }
@@ -340,6 +346,28 @@ public final class Copier: Sendable {
         } catch {
             fail(shown, error)
         }
+    }
+
+    /// What is at `path` in the destination now (lstat-like), from its directory's
+    /// listing when the copy planned that directory; nil when nothing is there.
+    private func destinationInfo(_ path: FilePath, in fs: any CopyFileSystem) throws -> FileInfo? {
+        let directory = path.removingLastComponent()
+        if let name = path.lastComponent, plannedDirectories.withLock({ $0.contains(directory) }),
+           let listing = listing(of: directory, in: fs) {
+            return listing[name]
+        }
+        return try fs.info(path, followSymlinks: false)
+    }
+
+    /// A destination directory's entries, listed once; nil when it cannot be listed
+    /// (the caller then looks the name up, and any error names the file).
+    private func listing(of directory: FilePath, in fs: any CopyFileSystem) -> [FilePath.Component: FileInfo]? {
+        if let known = listings.withLock({ $0[directory] }) { return known }
+        guard let entries = try? fs.entries(directory) else { return nil }
+        var listing: [FilePath.Component: FileInfo] = [:]
+        for (name, info) in entries { if let info { listing[name] = info } }
+        listings.withLock { $0[directory] = listing }
+        return listing
     }
 
     /// A file is copied again after a lost connection (on a fresh mount, which fails
@@ -398,30 +426,47 @@ public final class Copier: Sendable {
         let connection = writer.connectionIdentity
         let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
                                   sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
-        try writer.sync()
-        guard writer.connectionIdentity == connection else { throw Reconnected() }
+        // Through the open file, without a lookup, while the owner may still write
+        // (a mode without owner write is set by path after the close, as before).
+        let setEarly = (!options.inplace || options.preserve) && permissions & 0o200 != 0
+        if setEarly { try writer.setPermissions(permissions) }
         closed = true
+        // The close sends what is buffered and COMMITs it: one COMMIT per file.
         try writer.close()
-        try finishFile(item, at: writePath, in: targetFS, permissions: permissions, digest: digest, chunk: chunk)
+        guard writer.connectionIdentity == connection else { throw Reconnected() }
+        try finishFile(item, at: writePath, in: targetFS, permissions: setEarly ? nil : permissions,
+                       digest: digest, chunk: chunk)
     }
 
     /// Removes this tool's temporaries over a day old from `directory`, once
     /// per directory and run; a failure here is no reason to fail the copy.
     private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) {
-        guard swept.withLock({ $0.insert(fs.display(directory)).inserted }),
-              let names = try? fs.list(directory) else { return }
+        guard swept.withLock({ $0.insert(fs.display(directory)).inserted }) else { return }
+        func isTemporary(_ name: FilePath.Component) -> Bool {
+            name.string.hasPrefix(Self.temporaryPrefix) && name.string.hasSuffix(Self.temporarySuffix)
+        }
+        let candidates: [(FilePath.Component, FileInfo)]
+        if plannedDirectories.withLock({ $0.contains(directory) }) {
+            guard let listing = listing(of: directory, in: fs) else { return }
+            candidates = listing.filter { isTemporary($0.key) }.map { ($0.key, $0.value) }
+        } else {
+            guard let names = try? fs.list(directory) else { return }
+            candidates = names.filter(isTemporary).compactMap { name in
+                (try? fs.info(directory.appending(name), followSymlinks: false)).flatMap { $0 }.map { (name, $0) }
+            }
+        }
         let now = Int64(Date().timeIntervalSince1970)
-        for name in names where name.string.hasPrefix(Self.temporaryPrefix) && name.string.hasSuffix(Self.temporarySuffix) {
+        for (name, info) in candidates {
             let path = directory.appending(name)
-            guard let info = try? fs.info(path, followSymlinks: false), info.kind == .file,
-                  now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
+            guard info.kind == .file, now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
             if (try? fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
         }
     }
 
-    private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int,
+    /// `permissions` is nil when they were set through the open file.
+    private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int?,
                             digest: [UInt8]?, chunk: Int) throws {
-        if !options.inplace || options.preserve { try fs.setPermissions(path, permissions) }
+        if let permissions, !options.inplace || options.preserve { try fs.setPermissions(path, permissions) }
         if options.preserve {
             if geteuid() == 0 { try fs.setOwner(path, uid: item.info.uid, gid: item.info.gid) }
             try fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)

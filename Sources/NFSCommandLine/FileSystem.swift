@@ -23,10 +23,12 @@ public protocol FileReader: Sendable {
 /// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer) throws
-    /// Sends everything to stable storage.
-    func sync() throws
+    /// Sets the open file's permission bits (one SETATTR on NFS, no lookups).
+    func setPermissions(_ permissions: Int) throws
     /// Which connection the writes go over (NFS); it changes when the client reconnects. nil for local files.
     var connectionIdentity: UInt64? { get }
+    /// Closes the file; on NFS this first sends buffered writes and commits
+    /// them to stable storage (libnfs's close of a written file is a COMMIT).
     func close() throws
 }
 
@@ -40,6 +42,10 @@ public protocol CopyFileSystem: Sendable {
     /// lstat-like: nil when nothing is there.
     func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo?
     func list(_ path: FilePath) throws -> [FilePath.Component]
+    /// The entries of a directory with what lstat would say of each (nil for
+    /// one that vanished between the listing and its lstat); on NFS one
+    /// READDIRPLUS exchange, with no lookup per entry.
+    func entries(_ path: FilePath) throws -> [(name: FilePath.Component, info: FileInfo?)]
     func makeDirectory(_ path: FilePath, permissions: Int) throws
     func makeSymlink(_ target: FilePath, at path: FilePath) throws
     func readSymlink(_ path: FilePath) throws -> FilePath

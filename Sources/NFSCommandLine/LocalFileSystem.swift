@@ -85,6 +85,10 @@ public struct LocalFileSystem: CopyFileSystem {
         return names
     }
 
+    public func entries(_ path: FilePath) throws -> [(name: FilePath.Component, info: FileInfo?)] {
+        try list(path).map { ($0, try info(path.appending($0), followSymlinks: false)) }
+    }
+
     public func makeDirectory(_ path: FilePath, permissions: Int) throws {
         try check(Platform.makeDirectory(path, mode_t(permissions)), "mkdir", path)
     }
@@ -147,11 +151,15 @@ struct LocalFile: FileReader, FileWriter {
     func write(_ buffer: UnsafeRawBufferPointer) throws {
         do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
     }
+    func setPermissions(_ permissions: Int) throws {
+        if fchmod(fd.rawValue, mode_t(permissions)) != 0 {
+            throw FileOperationError(code: Errno(rawValue: errno), operation: "chmod", path: path)
+        }
+    }
     /// Local files are not fsynced, as cp and rsync do not: the rename that follows
     /// is ordered after the data by the kernel (ext4's auto_da_alloc, and its like),
     /// and an fsync of every file would make local copies several times slower.
     /// NFS destinations are committed (see ``NFSWriter``): the server may hold unstable writes.
-    func sync() throws {}
     var connectionIdentity: UInt64? { nil }
     func close() throws {
         do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }

@@ -29,15 +29,11 @@ public struct NFSFileSystem: CopyFileSystem {
         let found = try translate(path) {
             followSymlinks ? try context.statIfPresent(path) : try lstatIfPresent(path)
         }
-        guard let st = found else { return nil }
-        let kind: FileInfo.Kind = switch st.type {
-        case .regular: .file
-        case .directory: .directory
-        case .symbolicLink: .symlink
-        default: .other
-        }
-        return FileInfo(kind: kind, size: st.size, permissions: Int(st.mode & 0o7777), uid: Int(st.uid), gid: Int(st.gid),
-                        accessTime: st.accessTime, modificationTime: st.modificationTime)
+        return found.map(FileInfo.init)
+    }
+
+    public func entries(_ path: FilePath) throws -> [(name: FilePath.Component, info: FileInfo?)] {
+        try translate(path) { try context.scandir(path) }.map { ($0.name, FileInfo($0.stat)) }
     }
 
     private func lstatIfPresent(_ path: FilePath) throws -> NFSStat? {
@@ -72,6 +68,19 @@ public struct NFSFileSystem: CopyFileSystem {
     static let requestsPerChunk = 4
 }
 
+extension FileInfo {
+    init(_ st: NFSStat) {
+        let kind: FileInfo.Kind = switch st.type {
+        case .regular: .file
+        case .directory: .directory
+        case .symbolicLink: .symlink
+        default: .other
+        }
+        self.init(kind: kind, size: st.size, permissions: Int(st.mode & 0o7777), uid: Int(st.uid), gid: Int(st.gid),
+                  accessTime: st.accessTime, modificationTime: st.modificationTime)
+    }
+}
+
 struct NFSReader: FileReader {
     let file: NFSFileHandle
     let fileSystem: NFSFileSystem
@@ -85,7 +94,9 @@ struct NFSWriter: FileWriter {
     let file: NFSFileHandle
     let fileSystem: NFSFileSystem
     func write(_ buffer: UnsafeRawBufferPointer) throws { try fileSystem.translate(file.name) { try file.write(raw: buffer) } }
-    func sync() throws { try fileSystem.translate(file.name) { try file.fsync() } }
+    func setPermissions(_ permissions: Int) throws {
+        try fileSystem.translate(file.name) { try file.chmod(mode: permissions) }
+    }
     var connectionIdentity: UInt64? { file.context.connectionIdentity }
     func close() throws { try fileSystem.translate(file.name) { try file.close() } }
 }

@@ -47,7 +47,7 @@ struct ProcessTests {
         while ContinuousClock.now < deadline && copy.process.isRunning && temporaries(in: scratch.local).isEmpty {
             usleep(20_000)
         }
-        #expect(!temporaries(in: scratch.local).isEmpty, "the copy never started writing")
+        #expect(!temporaries(in: scratch.local).isEmpty, "the copy never started writing (running: \(copy.process.isRunning))")
         usleep(500_000)
         copy.signal(SIGINT)
         usleep(500_000)
