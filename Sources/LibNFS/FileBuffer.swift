@@ -122,6 +122,11 @@ struct FileBuffer {
             } else {
                 try fill(at: pos, io)
                 if readBytes.isEmpty { break }
+                // A fill shorter than asked met the end of the file: asking again would only be told so.
+                if readBytes.count < fillSize {
+                    done += copyBuffered(at: pos, into: rest)
+                    break
+                }
             }
         }
         return done
@@ -211,6 +216,11 @@ struct FileBuffer {
             } else {
                 try await fill(at: pos, io)
                 if readBytes.isEmpty { break }
+                // A fill shorter than asked met the end of the file: asking again would only be told so.
+                if readBytes.count < fillSize {
+                    done += copyBuffered(at: pos, into: rest)
+                    break
+                }
             }
         }
         return done

@@ -148,18 +148,32 @@ private final class Pipe: Sendable {
                     }
                     return
                 }
-                let want = Int(min(UInt64(chunkSize), size - offset))
+                // The last read asks for one byte more than is left: a short answer then
+                // says at once that the source ended where expected, without a read of its own.
+                let remaining = size - offset
+                let want = Int(min(UInt64(chunkSize), remaining == .max ? remaining : remaining + 1))
                 let n = try buffer.withUnsafeMutableBytes {
                     try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<want]))
                 }
-                if n == 0 {
+                if UInt64(n) > remaining {
                     spare.withLock { $0.append(buffer) }
-                    fail(SourceChanged(path: sourceName, expected: size, grew: false, actual: offset))
+                    fail(SourceChanged(path: sourceName, expected: size, grew: true, actual: offset + UInt64(n)))
+                    return
+                }
+                // Readers return less than asked only at the end of the file.
+                let ended = n < want
+                if n == 0 || (ended && UInt64(n) < remaining) {
+                    spare.withLock { $0.append(buffer) }
+                    fail(SourceChanged(path: sourceName, expected: size, grew: false, actual: offset + UInt64(n)))
                     return
                 }
                 buffer.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                 push(.data(buffer, count: n))
                 offset += UInt64(n)
+                if ended {
+                    push(.end(hasher.map { Array($0.finalize()) }))
+                    return
+                }
             } catch {
                 spare.withLock { $0.append(buffer) }
                 fail(error)
