@@ -16,7 +16,8 @@ public struct CopyOptions: Sendable {
     public var noClobber = false
     public var verify = false
     public var inplace = false
-    public var jobs = 1
+    /// Files in flight at once; 16 measured best for a tree of small files at a 2 ms round trip.
+    public var jobs = 16
     public var nfs = NFSOptions()
     public init() {}
 }
@@ -135,13 +136,21 @@ public final class Copier: Sendable {
 
         let work = items.filter { $0.kind != .directory }
         let nextIndex = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: max(1, options.jobs)) { _ in
-            while Interrupt.signal == nil {
-                let i = nextIndex.add(1, ordering: .relaxed).oldValue
-                guard i < work.count else { break }
-                copy(work[i], mounters: mounters, verbose: verbose)
+        // A thread per file in flight (concurrentPerform would run only as many as there
+        // are cores): each blocks on its own calls, and the shared contexts keep them all in flight.
+        let workers = DispatchGroup()
+        for _ in 0..<max(1, options.jobs) {
+            workers.enter()
+            Thread.detachNewThread {
+                defer { workers.leave() }
+                while Interrupt.signal == nil {
+                    let i = nextIndex.add(1, ordering: .relaxed).oldValue
+                    guard i < work.count else { break }
+                    self.copy(work[i], mounters: mounters, verbose: verbose)
+                }
             }
         }
+        workers.wait()
 
         for item in directories.reversed() where Interrupt.signal == nil {
             finishDirectory(item, mounters: mounters)

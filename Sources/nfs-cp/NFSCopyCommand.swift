@@ -21,7 +21,7 @@ struct NFSCopyCommand: ParsableCommand {
         Examples:
           nfs-cp big.iso "nfs://filer/export/isos/?version=3"
           nfs-cp "nfs://filer/export/logs/app.log" ./app.log --verify
-          nfs-cp -r -p -j 4 ./site "nfs://filer/export/www/"
+          nfs-cp -r -p ./site "nfs://filer/export/www/"
 
         Exit status: 0 every file copied; 1 one or more files failed, each named on standard error (and in --json); 2 usage error; 128+N killed by signal N (130 for Ctrl-C).
         """,
@@ -46,8 +46,8 @@ struct NFSCopyCommand: ParsableCommand {
     @Flag(help: "Write straight into the destination file instead of a temporary file renamed at the end.")
     var inplace = false
 
-    @Option(name: .shortAndLong, help: "Copy N files at once, each worker over its own NFS mounts.")
-    var jobs = 1
+    @Option(name: .shortAndLong, help: "Keep N files in flight at once, over one mount per side (default 16).")
+    var jobs = 16
 
     @Flag(help: "Print one JSON summary on standard output at the end (files, bytes, seconds, failures).")
     var json = false

@@ -210,8 +210,8 @@ struct CopyEdgeTests {
         try scratch.writeLocal("src/a-big", big)
         try scratch.writeLocal("src/z-small", [1])
         try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
-        // Files are copied in name order: z-small is removed while a-big is still being copied.
-        let copy = try Tool.start("nfs-cp", ["-r", "--json", scratch.url("src").description, scratch.local("out/src")])
+        // One file at a time, in name order: z-small is removed while a-big is still being copied.
+        let copy = try Tool.start("nfs-cp", ["-r", "-j", "1", "--json", scratch.url("src").description, scratch.local("out/src")])
         let deadline = ContinuousClock.now + .seconds(60)
         while temporaries(in: scratch.local("out")).isEmpty && ContinuousClock.now < deadline { usleep(1_000) }
         try #require(copy.process.isRunning, "the copy ended before the file could vanish: nothing was tested")

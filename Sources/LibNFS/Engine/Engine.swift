@@ -281,11 +281,17 @@ final class ServiceLoop: @unchecked Sendable {
     /// Runs one request on the calling thread, which holds the context (see
     /// the sync `Engine.perform`), until it is finished. A request the deadline failed
     /// stays in flight; the service thread serves it once the context is back.
+    ///
+    /// It drives only while no other request waits: one that is submitted meanwhile
+    /// wakes this thread (through the wake-up pipe, which the service thread also
+    /// watches), which then hands the context back, so that the service thread
+    /// keeps every caller's requests in flight together, this one's included.
     func drive(_ request: EngineRequest) {
         start(request)
         while !dead && !request.lock.withLock({ request.isFinished }) {
-            pollAndService(wake: -1)
+            pollAndService(wake: wake.readDescriptor)
             expireOverdue()
+            if shared.withLock({ !$0.queue.isEmpty }) { return }
         }
     }
 
