@@ -360,17 +360,16 @@ public final class Copier: Sendable {
     /// What is at `path` in the destination now (lstat-like), from its directory's
     /// listing when the copy planned that directory; nil when nothing is there.
     private func destinationInfo(_ path: FilePath, in fs: any CopyFileSystem) throws -> FileInfo? {
-        let directory = path.removingLastComponent()
-        if let name = path.lastComponent, plannedDirectories.withLock({ $0.contains(directory) }),
-           let listing = listing(of: directory, in: fs) {
+        if let name = path.lastComponent, let listing = listing(of: path.removingLastComponent(), in: fs) {
             return listing[name]
         }
         return try fs.info(path, followSymlinks: false)
     }
 
-    /// A destination directory's entries, listed once; nil when it cannot be listed
-    /// (the caller then looks the name up, and any error names the file).
+    /// A planned destination directory's entries, listed once; nil for a directory the
+    /// copy did not plan, or one that cannot be listed (the caller then looks names up).
     private func listing(of directory: FilePath, in fs: any CopyFileSystem) -> [FilePath.Component: FileInfo]? {
+        guard plannedDirectories.withLock({ $0.contains(directory) }) else { return nil }
         if let known = listings.withLock({ $0[directory] }) { return known }
         guard let entries = try? fs.entries(directory) else { return nil }
         var listing: [FilePath.Component: FileInfo] = [:]
@@ -455,8 +454,7 @@ public final class Copier: Sendable {
             name.string.hasPrefix(Self.temporaryPrefix) && name.string.hasSuffix(Self.temporarySuffix)
         }
         let candidates: [(FilePath.Component, FileInfo)]
-        if plannedDirectories.withLock({ $0.contains(directory) }) {
-            guard let listing = listing(of: directory, in: fs) else { return }
+        if let listing = listing(of: directory, in: fs) {
             candidates = listing.filter { isTemporary($0.key) }.map { ($0.key, $0.value) }
         } else {
             guard let names = try? fs.list(directory) else { return }

@@ -135,41 +135,29 @@ private final class Pipe: Sendable {
             if cancelled.load(ordering: .acquiring) { return }
             var buffer = spare.withLock { $0.removeLast() }
             do {
-                if offset == size {
-                    // One more byte tells a grown source from a finished one, without reading on forever.
-                    let extra = try buffer.withUnsafeMutableBytes {
-                        try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<1]))
-                    }
-                    spare.withLock { $0.append(buffer) }
-                    if extra == 0 {
-                        push(.end(hasher.map { Array($0.finalize()) }))
-                    } else {
-                        fail(SourceChanged(path: sourceName, expected: size, grew: true, actual: size + 1))
-                    }
-                    return
-                }
-                // The last read asks for one byte more than is left: a short answer then
-                // says at once that the source ended where expected, without a read of its own.
+                // Every read asks for up to one byte more than is left. Readers return less
+                // than asked only at the end of the file, so a short answer ends the copy
+                // without a read of its own; with nothing left, that one byte tells a grown
+                // source from a finished one, without reading on forever.
                 let remaining = size - offset
                 let want = Int(min(UInt64(chunkSize), remaining == .max ? remaining : remaining + 1))
                 let n = try buffer.withUnsafeMutableBytes {
                     try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<want]))
                 }
-                if UInt64(n) > remaining {
-                    spare.withLock { $0.append(buffer) }
-                    fail(SourceChanged(path: sourceName, expected: size, grew: true, actual: offset + UInt64(n)))
-                    return
-                }
-                // Readers return less than asked only at the end of the file.
                 let ended = n < want
-                if n == 0 || (ended && UInt64(n) < remaining) {
+                let grew = UInt64(n) > remaining
+                if grew || (ended && UInt64(n) < remaining) {
                     spare.withLock { $0.append(buffer) }
-                    fail(SourceChanged(path: sourceName, expected: size, grew: false, actual: offset + UInt64(n)))
+                    fail(SourceChanged(path: sourceName, expected: size, grew: grew, actual: offset + UInt64(n)))
                     return
                 }
-                buffer.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                push(.data(buffer, count: n))
-                offset += UInt64(n)
+                if n > 0 {
+                    buffer.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                    push(.data(buffer, count: n))
+                    offset += UInt64(n)
+                } else {
+                    spare.withLock { $0.append(buffer) }
+                }
                 if ended {
                     push(.end(hasher.map { Array($0.finalize()) }))
                     return
