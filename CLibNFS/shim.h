@@ -41,6 +41,18 @@ static inline int swiftnfs_api_version(void) {
 #endif
 }
 
+// 1 for libnfs 5.x: its socket writer resumes a partly sent request wrongly
+// (it skips the bytes already sent in every later piece of the request, not
+// only in the first; 6.0 resets that count), so a send the kernel cut short
+// corrupts the stream. 5.x is the API v1 header with the multithreading feature.
+static inline int swiftnfs_resumes_partial_sends_wrongly(void) {
+#if defined(LIBNFS_FEATURE_MULTITHREADING) && !defined(LIBNFS_API_V2)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 // An address inside libnfs, for dladdr to name the library actually loaded.
 static inline void *swiftnfs_symbol_address(void) {
     return (void *)&nfs_init_context;
@@ -49,8 +61,8 @@ static inline void *swiftnfs_symbol_address(void) {
 // The engine's asynchronous calls (Sources/LibNFS/Engine). API v2 reads go
 // straight into `buf` and hand the callback no data; 4.x-5.x ignore `buf` and
 // hand the callback libnfs's own copy, valid only during the callback. Writes
-// are copied at submit by 4.x-5.x, and read from `buf` until the callback by
-// API v2 (zero-copy), so the caller keeps `buf` alive until then on every version.
+// are copied at submit by 4.x, and read from `buf` until they are sent by 5.x
+// and API v2 (zero-copy), so the caller keeps `buf` alive until the callback on every version.
 static inline int swiftnfs_pread_async(struct nfs_context *nfs, struct nfsfh *fh,
                                        uint64_t offset, uint64_t count, void *buf,
                                        nfs_cb cb, void *private_data) {

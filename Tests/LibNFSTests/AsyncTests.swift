@@ -40,6 +40,32 @@ struct AsyncTests {
         #expect(nfs.isClosed)
     }
 
+    @Test("48 writes of lengths not a multiple of 4, in flight at once, arrive byte for byte and the connection keeps answering")
+    func unalignedWritesInFlight() async throws {
+        // Writes this large fill the socket's send buffer, so the kernel takes many of them in part;
+        // libnfs 5.0.3 resumed those wrongly and lost an unaligned WRITE's XDR padding.
+        let server = try TestServer.require()
+        let scratch = try server.scratch("async-unaligned")
+        defer { scratch.cleanUp() }
+        let nfs = try await NFSContext(url: server.url.description, options: NFSOptions(timeout: .seconds(10)))
+        let contents = (0..<48).map { randomBytes((600 << 10) + 1 + $0 % 3) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in contents.indices {
+                group.addTask {
+                    let file = try await nfs.open(scratch.path("u\(task)"), mode: "w")
+                    try await file.pwrite(contents[task], offset: 0)
+                    try await file.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        for task in contents.indices {
+            #expect(try scratch.readLocal("u\(task)") == contents[task], "on disk, file u\(task)")
+        }
+        #expect(try await nfs.stat(scratch.path).isDirectory)
+        try await nfs.close()
+    }
+
     @Test("sync calls from a thread go through while async reads are in flight on the same context")
     func syncMixedWithAsync() async throws {
         let server = try TestServer.require()

@@ -169,7 +169,8 @@ final class ServiceLoop: @unchecked Sendable {
     private var dead = false
     /// Set while `nfs_destroy_context` runs the callbacks of the calls it cancels.
     private var destroying = false
-    private var lastDescriptor: Int32 = -1
+    /// The socket (by inode: a new connection may reuse the descriptor's number) set up last.
+    private var preparedConnection: UInt64?
     /// When the peer last closed or refused the connection (a hang-up or error seen by poll).
     private var lastBreak: ContinuousClock.Instant?
     /// Set by a break, cleared by the next call that succeeds: until then the connection is
@@ -251,11 +252,7 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// One poll of the connection (and of `wakeDescriptor`, unless negative), then `nfs_service`.
     private func pollAndService(wake wakeDescriptor: Int32) {
-        let descriptor = Syscalls.descriptor(nfs)
-        if descriptor >= 0 && descriptor != lastDescriptor {
-            lastDescriptor = descriptor
-            if noDelay { Platform.setNoDelay(descriptor) }
-        }
+        let descriptor = prepareConnection()
         let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
         var revents = Platform.poll(wake: wakeDescriptor, descriptor: descriptor, events: events,
                                     milliseconds: 100, watchingHangup: true)
@@ -295,8 +292,28 @@ final class ServiceLoop: @unchecked Sendable {
         }
     }
 
+    /// Sets up each new connection's socket once: Nagle off (unless asked
+    /// otherwise) and, where libnfs needs it, whole sends (``VersionQuirks/needsWholeSends``),
+    /// before anything is sent on it. Returns the connection's descriptor.
+    @discardableResult
+    private func prepareConnection() -> Int32 {
+        let descriptor = Syscalls.descriptor(nfs)
+        guard descriptor >= 0, let connection = Platform.inode(ofDescriptor: descriptor),
+              connection != preparedConnection else { return descriptor }
+        if VersionQuirks.needsWholeSends {
+            // Still connecting (a reconnect): libnfs sends nothing before it is connected; the next turn sees to it.
+            guard Platform.isConnected(descriptor) else { return descriptor }
+            Platform.makeSendsWhole(descriptor, within: timeout ?? .seconds(60))
+        }
+        if noDelay { Platform.setNoDelay(descriptor) }
+        preparedConnection = connection
+        return descriptor
+    }
+
     private func start(_ request: EngineRequest) {
         if request.runsInline { return request.runInline(nfs) }
+        // libnfs 5.x may send a request from within the call that queues it.
+        prepareConnection()
         let privateData = Unmanaged.passRetained(request).toOpaque()
         request.loop = self
         request.connection = Syscalls.connectionIdentity(nfs)

@@ -52,6 +52,25 @@ enum Platform {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// True once a TCP socket's connection is established (its peer has an address).
+    static func isConnected(_ fd: Int32) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        return withUnsafeMutablePointer(to: &address) { storage in
+            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+    }
+
+    /// Makes sends on `fd` block until the kernel took every byte, or `limit`
+    /// passed (`SO_SNDTIMEO`); receives that pass `MSG_DONTWAIT` are unaffected.
+    static func makeSendsWhole(_ fd: Int32, within limit: Duration) {
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+        let (seconds, attoseconds) = limit.components
+        var bound = timeval(tv_sec: Int(max(seconds, 0)), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     static func closeDescriptor(_ fd: Int32) -> Int32 {
         #if canImport(Glibc)
         Glibc.close(fd)

@@ -69,6 +69,7 @@ internal enum Syscalls {
 
     static var apiVersion: Int { Int(swiftnfs_api_version()) }
     static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
+    static var resumesPartialSendsWrongly: Bool { swiftnfs_resumes_partial_sends_wrongly() != 0 }
     static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }
 
     // The engine's loop (Engine/Engine.swift).

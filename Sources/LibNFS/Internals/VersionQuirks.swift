@@ -115,6 +115,20 @@ enum VersionQuirks {
     /// stays a timeout.
     static var watchesConnection: Bool { Syscalls.apiVersion < 2 }
 
+    /// True when every send to the server must go out whole (libnfs 5.x).
+    ///
+    /// libnfs 5.0.3 sends a request as several pieces (record mark, header,
+    /// the caller's data, XDR padding) and, when the kernel took only part of
+    /// it, resumes by skipping the bytes already sent in each later piece too:
+    /// an unaligned WRITE loses its padding, and the server, a byte short,
+    /// waits for a record that never ends, answering nothing more on that
+    /// connection (seen as 30 s timeouts with 16 files written at once; the
+    /// capture showed a 799,159-byte WRITE one byte short). 6.0 fixed the
+    /// resume. Here the engine makes the connected socket blocking for sends,
+    /// so that a send completes, bounded by the timeout (``Platform/makeSendsWhole(_:within:)``);
+    /// receives stay non-blocking (libnfs passes `MSG_DONTWAIT`).
+    static var needsWholeSends: Bool { Syscalls.resumesPartialSendsWrongly }
+
     /// The errno in the last `NFS3ERR_…(-N)` or `NFS4ERR_…(-N)` of a libnfs message.
     static func statusErrno(in message: String) -> Errno? {
         var found: Errno? = nil
