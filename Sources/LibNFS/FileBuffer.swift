@@ -79,7 +79,7 @@ struct FileBuffer {
     /// After the pending bytes were sent.
     private mutating func sent() { writeBytes.removeAll(keepingCapacity: true) }
 
-    /// The pending writes as requests of writeMax, for a close nobody waits for.
+    /// The pending writes as requests of writeSize, for a close nobody waits for.
     func pendingWrites(_ io: FileIO) -> [(request: Request<Int>, count: Int)] {
         let requests = writeBytes.withUnsafeBytes { io.writeBatch(writeStart, $0) }
         return requests.enumerated().map { index, request in

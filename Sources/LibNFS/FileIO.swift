@@ -1,23 +1,23 @@
 import SystemPackage
 
 /// The unbuffered I/O of one open file: whole-range reads and writes split
-/// into RPCs of the server's readMax/writeMax, all submitted to the engine at
+/// into RPCs of the context's readSize/writeSize, all submitted to the engine at
 /// once so that they are in flight together (the engine's window bounds them).
 struct FileIO: Sendable {
     let context: NFSContext
     let fh: FilePointer
     let path: FilePath
-    /// The largest single read and write RPC: the server's readMax/writeMax.
+    /// The largest single read and write RPC: the context's readSize/writeSize.
     let readChunk: Int
     let writeChunk: Int
 
-    /// I/O on `fh` in RPCs of the context's readMax/writeMax (64 KiB where the server gave none).
+    /// I/O on `fh` in RPCs of the context's readSize/writeSize.
     init(context: NFSContext, fh: FilePointer, path: FilePath) {
         self.context = context
         self.fh = fh
         self.path = path
-        self.readChunk = context.readMax > 0 ? context.readMax : 65536
-        self.writeChunk = context.writeMax > 0 ? context.writeMax : 65536
+        self.readChunk = context.readSize
+        self.writeChunk = context.writeSize
     }
 
     /// Reads until `buffer` is full or the file ends; returns the count read.

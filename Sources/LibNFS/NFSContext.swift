@@ -63,12 +63,27 @@ public final class NFSContext: Sendable {
     public let readMax: Int
     /// The largest write the server accepts in one RPC (FSINFO `wtmax`), in bytes.
     public let writeMax: Int
+    /// The size of the READ RPCs this context sends: ``readMax``, at most
+    /// ``largestRPC``, and 64 KiB where the server gave none.
+    public var readSize: Int { Self.rpcSize(readMax) }
+    /// The size of the WRITE RPCs this context sends: ``writeMax``, at most
+    /// ``largestRPC``, and 64 KiB where the server gave none.
+    public var writeSize: Int { Self.rpcSize(writeMax) }
+    /// The largest RPC this package sends, 1 MiB as the Linux kernel's client:
+    /// over NFSv4 servers offer far more (NFS-Ganesha: 8 MiB reads, 64 MiB
+    /// writes), and buffers sized by those cost hundreds of MiB per file while
+    /// one huge RPC in flight does not go faster than several of 1 MiB.
+    public static let largestRPC = 1 << 20
+
+    private static func rpcSize(_ serverMax: Int) -> Int {
+        serverMax > 0 ? min(serverMax, largestRPC) : 65536
+    }
     /// The options this context was mounted with.
     public let options: NFSOptions
     /// The NFS protocol version in use: the options', else the URL's, else v3.
     public let version: NFSOptions.Version
     /// How far a file handle reads ahead of a sequential reader, in bytes: the
-    /// options' ``NFSOptions/readahead``, else the URL's `readahead`, else 8 × ``readMax``.
+    /// options' ``NFSOptions/readahead``, else the URL's `readahead`, else 8 × ``readSize``.
     public let readAhead: Int
 
     /// The service thread that owns the libnfs context after the mount.
@@ -122,7 +137,7 @@ public final class NFSContext: Sendable {
         self.options = options
         self.version = version == 4 ? .v4 : .v3
         self.readAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
-            ?? max(readMax, 65536) * NFSFileHandle.readAheadRequests
+            ?? Self.rpcSize(readMax) * NFSFileHandle.readAheadRequests
     }
 
     /// Mounts like ``init(url:options:)`` without blocking a thread of Swift's

@@ -4,8 +4,8 @@ internal import CLibNFS
 
 /// An open file on an NFS share: libnfs-python's `NFSFH`, buffered, throwing and thread-safe.
 ///
-/// Reads are served from a buffer of at least the server's readMax; writes
-/// gather in a buffer of writeMax and go out in full-size RPCs. Everything
+/// Reads are served from a buffer of at least the context's readSize; writes
+/// gather in a buffer of writeSize and go out in full-size RPCs. Everything
 /// that looks at the file through this handle (reads, ``seek(_:whence:)`` from
 /// the end, ``stat()``, ``truncate(_:)``, ``fsync()``, ``close()``) sees what was written.
 ///
@@ -61,7 +61,7 @@ public final class NFSFileHandle: Sendable {
         context.register(self)
     }
 
-    /// How many readMax RPCs a sequential reader's buffer grows to (its read-ahead).
+    /// How many readSize RPCs a sequential reader's buffer grows to (its read-ahead).
     static let readAheadRequests = 8
 
     /// Mounts the directory holding the file `url` names and opens the file,
@@ -236,7 +236,7 @@ public final class NFSFileHandle: Sendable {
         }
         var result = try read(expected)
         // The file may have grown since the size was taken.
-        while case let more = try read(max(context.readMax, 65536)), !more.isEmpty { result += more }
+        while case let more = try read(context.readSize), !more.isEmpty { result += more }
         return result
     }
 
@@ -247,7 +247,7 @@ public final class NFSFileHandle: Sendable {
             return Self.remaining(try await io.fstat().size, after: state.position)
         }
         var result = try await read(expected)
-        while case let more = try await read(max(context.readMax, 65536)), !more.isEmpty { result += more }
+        while case let more = try await read(context.readSize), !more.isEmpty { result += more }
         return result
     }
 
@@ -299,7 +299,7 @@ public final class NFSFileHandle: Sendable {
     }
 
     /// Reads up to `count` bytes at `offset` without moving the position; fewer only at end of file.
-    /// Maps `nfs_pread` (in pipelined RPCs of readMax).
+    /// Maps `nfs_pread` (in pipelined RPCs of readSize).
     /// - Throws: ``NFSError``.
     public func pread(count: Int, offset: UInt64) throws -> [UInt8] {
         precondition(count >= 0, "read count must not be negative")
@@ -403,7 +403,7 @@ public final class NFSFileHandle: Sendable {
     }
 
     /// Writes every byte of `buffer` at `offset`, unbuffered, without moving the position. Maps `nfs_pwrite`
-    /// (in pipelined RPCs of writeMax).
+    /// (in pipelined RPCs of writeSize).
     /// - Throws: ``NFSError``.
     public func pwrite(raw buffer: UnsafeRawBufferPointer, offset: UInt64) throws {
         try withOpenFile("pwrite", needs: .write) { state, io in

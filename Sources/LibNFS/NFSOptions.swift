@@ -25,22 +25,23 @@ public struct NFSOptions: Sendable, Hashable {
     /// The protocol version; default: the URL's, else v3.
     public var version: Version? = nil
     /// How far a file handle reads ahead of a sequential reader, in bytes;
-    /// nil: the URL's `readahead`, else 8 × the server's readMax. LibNFS does
-    /// it on every libnfs version: a sequential reader's buffer doubles up to
-    /// this size, each fill one batch of RPCs in flight together. libnfs's own
+    /// nil: the URL's `readahead`, else 8 × the context's `readSize` (the
+    /// server's readMax, at most 1 MiB). LibNFS does it on every libnfs
+    /// version: a sequential reader's buffer doubles up to this size, each
+    /// fill one batch of RPCs in flight together. libnfs's own
     /// read-ahead (4.x-5.x) is never turned on: it breaks concurrent reads of
     /// one file.
     public var readahead: Int? = nil
     /// Reconnect attempts after a broken connection: -1 forever, 0 never (`nfs_set_autoreconnect`).
     /// nil keeps the URL's `autoreconnect=` or libnfs's default (forever).
     public var autoreconnect: Int? = nil
-    /// Size of a file handle's read buffer; nil uses the server's readMax.
+    /// Size of a file handle's read buffer; nil uses the context's `readSize`.
     public var readBufferSize: Int? = nil
-    /// Size of a file handle's write buffer; nil uses the server's writeMax.
+    /// Size of a file handle's write buffer; nil uses the context's `writeSize`.
     public var writeBufferSize: Int? = nil
     /// The most requests the context's engine keeps in flight on its
     /// connection at once; more wait in its queue. Large reads and writes
-    /// are split into requests of readMax/writeMax, so this also bounds the
+    /// are split into requests of readSize/writeSize, so this also bounds the
     /// bytes in flight (64 × 1 MiB with Ganesha's default). Default 64:
     /// servers offer about 128 slots per client, and more gained nothing at
     /// 10 ms round trip (see the README's latency table).

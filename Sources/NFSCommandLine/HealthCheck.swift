@@ -209,7 +209,7 @@ public enum HealthCheck {
                 var hasher = SHA256()
                 var size: UInt64 = 0
                 try nfs.withFile(path) { file in
-                    var buffer = [UInt8](repeating: 0, count: max(nfs.readMax, 65536))
+                    var buffer = [UInt8](repeating: 0, count: nfs.readSize)
                     while true {
                         let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0) }
                         if n == 0 { break }

@@ -64,7 +64,7 @@ public struct NFSFileSystem: CopyFileSystem {
     }
     /// Several RPCs of the server's largest size: the library sends a chunk's
     /// READs or WRITEs together, so this many are in flight for one file.
-    public var chunkSize: Int { max(context.readMax, context.writeMax, 65536) * Self.requestsPerChunk }
+    public var chunkSize: Int { max(context.readSize, context.writeSize) * Self.requestsPerChunk }
     static let requestsPerChunk = 4
 }
 

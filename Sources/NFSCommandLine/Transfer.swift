@@ -25,7 +25,9 @@ public struct SourceChanged: Error, CustomStringConvertible {
 /// ``Interrupt`` is checked between chunks.
 func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt64, chunkSize: Int,
               sourceName: String, hashing: Bool, progress: ProgressLine) throws -> [UInt8]? {
-    let pipe = Pipe(depth: 3, chunkSize: chunkSize)
+    // A file smaller than a chunk needs one buffer of its size (plus the byte that checks its end).
+    let needed = size < UInt64(chunkSize) ? Int(size) + 1 : chunkSize
+    let pipe = Pipe(depth: 3, chunkSize: needed)
     Thread.detachNewThread {
         pipe.produce(from: reader, size: size, sourceName: sourceName, hashing: hashing)
     }
@@ -73,7 +75,15 @@ private final class Pipe: Sendable {
         // created with (as after an interrupted copy), so count the buffers in by signalling.
         free = DispatchSemaphore(value: 0)
         for _ in 0..<depth { free.signal() }
-        spare = Mutex(Array(repeating: [UInt8](repeating: 0, count: chunkSize), count: depth))
+        spare = Mutex([])
+    }
+
+    /// A spare buffer, or a new one: made when first needed, and left
+    /// uninitialized (only the bytes a read filled are ever looked at), so a
+    /// small file costs no more than its size and no chunk is zeroed first.
+    private func takeBuffer() -> [UInt8] {
+        if let buffer = spare.withLock({ $0.popLast() }) { return buffer }
+        return [UInt8](unsafeUninitializedCapacity: chunkSize) { _, count in count = chunkSize }
     }
 
     private func push(_ item: Item) {
@@ -133,7 +143,7 @@ private final class Pipe: Sendable {
         while true {
             free.wait()
             if cancelled.load(ordering: .acquiring) { return }
-            var buffer = spare.withLock { $0.removeLast() }
+            var buffer = takeBuffer()
             do {
                 // Every read asks for up to one byte more than is left. Readers return less
                 // than asked only at the end of the file, so a short answer ends the copy
