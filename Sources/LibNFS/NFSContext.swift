@@ -69,6 +69,12 @@ public final class NFSContext: Sendable {
     /// The size of the WRITE RPCs this context sends: ``writeMax``, at most
     /// ``largestRPC``, and 64 KiB where the server gave none.
     public var writeSize: Int { Self.rpcSize(writeMax) }
+    /// How often an NFSv4 context renews its lease, busy or idle: libnfs's v4
+    /// client never sends RENEW, so a context that opened nothing for a lease
+    /// period (60 s on Ganesha, 90 s on Linux's server) found its client ID
+    /// expired (`NFS4ERR_EXPIRED`) and could open nothing more.
+    static let leaseRenewal: Duration = .seconds(10)
+
     /// The largest RPC this package sends, 1 MiB as the Linux kernel's client:
     /// over NFSv4 servers offer far more (NFS-Ganesha: 8 MiB reads, 64 MiB
     /// writes), and buffers sized by those cost hundreds of MiB per file while
@@ -127,7 +133,7 @@ public final class NFSContext: Sendable {
             self.readMax = Int(Syscalls.readMax(nfs))
             self.writeMax = Int(Syscalls.writeMax(nfs))
             self.engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
-                                     noDelay: options.noDelay)
+                                     noDelay: options.noDelay, leaseRenewal: version == 4 ? Self.leaseRenewal : nil)
         } catch {
             Syscalls.destroyContext(nfs)
             throw error

@@ -77,6 +77,24 @@ struct MountTests {
         }
     }
 
+    @Test("an NFSv4 context left idle past the server's lease still opens, writes and reads",
+          .enabled(if: NFSLibrary.supportsNFSv4, "this libnfs refuses NFSv4 (see nfs4Support)"))
+    func nfs4LeaseOutlivesIdleness() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("lease")
+        defer { scratch.cleanUp() }
+        var v4 = server.url
+        v4.query = v4.query.replacingOccurrences(of: "version=3", with: "version=4")
+        let nfs = try await NFSContext(url: v4.description)
+        // Longer than the test server's 20 s lease (Scripts/nfs-server), without a call.
+        try await Task.sleep(for: .seconds(32))
+        let bytes = randomBytes(300_000)
+        try await nfs.withFile(scratch.path("after-idle"), mode: "w") { try await $0.write(bytes) }
+        #expect(try scratch.readLocal("after-idle") == bytes)
+        #expect(try await nfs.withFile(scratch.path("after-idle")) { try await $0.readAll() } == bytes)
+        try await nfs.close()
+    }
+
     @Test("an IPv6 address in brackets mounts over ::1, and reads and writes go through it")
     func ipv6() throws {
         let server = try TestServer.require()

@@ -50,11 +50,14 @@ final class Engine: Sendable {
 
     /// Starts the service thread; from here on only the thread holding the context touches `nfs`
     /// (see ``ServiceLoop``), until the service thread destroys it on ``shutdown()``.
-    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool) throws {
+    ///
+    /// `leaseRenewal`: how often to renew an NFSv4 lease (see ``ServiceLoop/renewLeaseIfDue()``); nil over NFSv3.
+    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool, leaseRenewal: Duration? = nil) throws {
         self.window = max(window, 1)
         let shared = Locked(Shared())
         let wake = try WakePipe()
-        let loop = ServiceLoop(nfs: nfs, window: self.window, timeout: timeout, noDelay: noDelay, shared: shared, wake: wake)
+        let loop = ServiceLoop(nfs: nfs, window: self.window, timeout: timeout, noDelay: noDelay,
+                               leaseRenewal: leaseRenewal, shared: shared, wake: wake)
         self.shared = shared
         self.wake = wake
         self.loop = loop
@@ -183,13 +186,16 @@ final class ServiceLoop: @unchecked Sendable {
     private var servicing = false
     private var transportFailures: [(request: EngineRequest, status: Int32, text: String?)] = []
     private var nextDeadlineCheck = ContinuousClock.now
+    private let leaseRenewal: Duration?
+    private var lastLeaseRenewal = ContinuousClock.now
 
-    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool,
+    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool, leaseRenewal: Duration?,
          shared: Locked<Engine.Shared>, wake: WakePipe) {
         self.nfs = nfs
         self.window = window
         self.timeout = timeout
         self.noDelay = noDelay
+        self.leaseRenewal = leaseRenewal
         self.shared = shared
         self.wake = wake
     }
@@ -197,11 +203,12 @@ final class ServiceLoop: @unchecked Sendable {
     func run() {
         Self.blockBrokenPipe()
         turns: while true {
+            renewLeaseIfDue()
             switch nextTurn() {
             case .stop:
                 break turns
             case .sleep:
-                _ = Platform.poll(wake: wake.readDescriptor, descriptor: -1, events: 0, milliseconds: -1)
+                _ = Platform.poll(wake: wake.readDescriptor, descriptor: -1, events: 0, milliseconds: untilLeaseRenewal)
                 wake.drain()
             case .work(let started):
                 for request in started { start(request) }
@@ -245,6 +252,31 @@ final class ServiceLoop: @unchecked Sendable {
             shared.contextFree = taken.isEmpty && isIdle
             return shared.contextFree ? .sleep : .work(taken)
         }
+    }
+
+    /// Queues a lease renewal when one is due (NFSv4). libnfs offers no RENEW,
+    /// but an OPEN carries the client ID, and the server renews the lease of
+    /// any call that does, even one that fails: the renewal opens a name that
+    /// does not exist (and closes it, should it exist). Only the queue is
+    /// touched here, so a caller driving the context meanwhile is not disturbed.
+    private func renewLeaseIfDue() {
+        guard let leaseRenewal, !dead, ContinuousClock.now - lastLeaseRenewal >= leaseRenewal else { return }
+        lastLeaseRenewal = .now
+        let path = FilePath("/.swift-libnfs-lease-renewal-\(UInt64.random(in: 0 ... .max))")
+        let shared = shared
+        let renewal = Request<Void>("renew lease", path: path, issue: { nfs, pd in
+            Syscalls.openAsync(nfs, path, flags: O_RDONLY, mode: 0, pd)
+        }, success: { _, data in
+            if let data { shared.withLock { $0.queue.append(Operations.close(FilePointer(raw: OpaquePointer(data)), path)) } }
+        })
+        shared.withLock { $0.queue.append(renewal) }
+    }
+
+    /// How long an idle service thread may sleep before a lease renewal is due (-1: without end).
+    private var untilLeaseRenewal: Int32 {
+        guard let leaseRenewal, !dead else { return -1 }
+        let left = leaseRenewal - (ContinuousClock.now - lastLeaseRenewal)
+        return Int32(clamping: max(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000, 1))
     }
 
     /// Nothing in flight on a live context; read by the thread that holds the context.
