@@ -11,14 +11,14 @@ struct FileIOTests {
         Set([0, 1, 10 << 20] + boundaries.flatMap { [$0 - 1, $0, $0 + 1] }).sorted()
     }
 
-    @Test("bytes written through the library arrive on disk intact, at every size around readMax")
+    @Test("bytes written through the library arrive on disk intact, at every size around the RPC size")
     func writeThenCompareOnDisk() throws {
         let server = try TestServer.require()
         let scratch = try server.scratch("write")
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        for size in Self.sizes(around: nfs.readMax, nfs.writeMax) {
+        for size in Self.sizes(around: nfs.readSize, nfs.writeSize) {
             let bytes = randomBytes(size)
             try nfs.withFile(scratch.path("f\(size)"), mode: "w") { try $0.write(bytes) }
             #expect(try scratch.readLocal("f\(size)") == bytes, "size \(size)")
@@ -30,7 +30,7 @@ struct FileIOTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("writebuf")
         defer { scratch.cleanUp() }
-        // A buffer that is neither readMax nor writeMax, so its own edges are what is crossed.
+        // A buffer that is neither readSize nor writeSize, so its own edges are what is crossed.
         let capacity = 100_003
         let nfs = try server.mount(NFSOptions(writeBufferSize: capacity))
         defer { try? nfs.close() }
@@ -55,7 +55,7 @@ struct FileIOTests {
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        for size in Self.sizes(around: nfs.readMax) {
+        for size in Self.sizes(around: nfs.readSize) {
             let bytes = randomBytes(size)
             try scratch.writeLocal("f\(size)", bytes)
             #expect(try nfs.withFile(scratch.path("f\(size)")) { try $0.readAll() } == bytes, "size \(size)")
@@ -81,11 +81,11 @@ struct FileIOTests {
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        let bytes = randomBytes(3 * nfs.readMax + 17)
+        let bytes = randomBytes(3 * nfs.readSize + 17)
         try scratch.writeLocal("f", bytes)
         try nfs.withFile(scratch.path("f")) { (file) throws in
-            #expect(try file.read(2 * nfs.readMax + 5).count == 2 * nfs.readMax + 5)
-            #expect(try file.read(nfs.readMax * 4).count == nfs.readMax - 5 + 17)
+            #expect(try file.read(2 * nfs.readSize + 5).count == 2 * nfs.readSize + 5)
+            #expect(try file.read(nfs.readSize * 4).count == nfs.readSize - 5 + 17)
             var buffer = [UInt8](repeating: 0, count: 10)
             #expect(try buffer.withUnsafeMutableBytes { try file.read(into: $0) } == 0)
         }
@@ -193,7 +193,7 @@ struct FileIOTests {
         defer { scratch.cleanUp() }
         let nfs = try server.mount()
         defer { try? nfs.close() }
-        let long = String(repeating: "x", count: 3 * nfs.readMax)
+        let long = String(repeating: "x", count: 3 * nfs.readSize)
         try scratch.writeLocal("t", Array("a\r\nbé\n\n\(long)\nlast".utf8))
         #expect(try nfs.withFile(scratch.path("t")) { try $0.lines() } == ["a", "bé", "", long, "last"])
         // With a final newline there is no empty last line.

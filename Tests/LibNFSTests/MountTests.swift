@@ -21,6 +21,8 @@ struct MountTests {
         // Ganesha offers 1 MiB over NFSv3; libnfs 7's v4 client negotiates up to 64 MiB.
         #expect(nfs.readMax > 0 && nfs.readMax <= 64 << 20)
         #expect(nfs.writeMax > 0 && nfs.writeMax <= 64 << 20)
+        // What the package sends: the server's sizes, at most 1 MiB.
+        #expect(nfs.readSize == min(nfs.readMax, 1 << 20) && nfs.writeSize == min(nfs.writeMax, 1 << 20))
 
         let read = try nfs.withFile(scratch.path("hello.bin")) { try $0.readAll() }
         #expect(read == bytes)

@@ -14,17 +14,17 @@ func temporaries(in directory: String) -> [String] {
 
 @Suite("nfs-cp copies files", TestServer.required)
 struct CopyTests {
-    @Test("every direction copies every size around readMax and 64 MiB exactly")
+    @Test("every direction copies every size around the RPC size and 64 MiB exactly")
     func everyDirectionAndSize() throws {
         let server = try TestServer.require()
         let scratch = try server.scratch("cp-dirs")
         defer { scratch.cleanUp() }
-        let readMax = try server.mount().readMax
+        let readSize = try server.mount().readSize
         let local = NSTemporaryDirectory() + "nfs-cp-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: local) }
 
-        for size in [0, 1, readMax - 1, readMax, readMax + 1, 64 << 20] {
+        for size in [0, 1, readSize - 1, readSize, readSize + 1, 64 << 20] {
             let bytes = randomBytes(size)
             let original = local + "/orig-\(size)"
             try Data(bytes).write(to: URL(fileURLWithPath: original))

@@ -8,15 +8,15 @@ import Testing
 /// interrupt while many are being written.
 @Suite("nfs-cp with many files in flight", TestServer.required)
 struct InFlightTests {
-    /// A tree of `count` files of varied sizes (empty, one byte, around readMax, a few MiB), in nested directories.
-    static func makeTree(at root: String, count: Int, readMax: Int) throws -> [String: [UInt8]] {
+    /// A tree of `count` files of varied sizes (empty, one byte, around the RPC size, a few MiB), in nested directories.
+    static func makeTree(at root: String, count: Int, readSize: Int) throws -> [String: [UInt8]] {
         var files: [String: [UInt8]] = [:]
         for i in 0..<count {
             let size = switch i % 8 {
             case 0: 0
             case 1: 1
-            case 2: readMax - 1
-            case 3: readMax + 1
+            case 2: readSize - 1
+            case 3: readSize + 1
             case 4 where i % 40 == 4: 3 << 20
             default: Int.random(in: 2...200_000)
             }
@@ -37,10 +37,10 @@ struct InFlightTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("inflight")
         defer { scratch.cleanUp() }
-        let readMax = try server.mount().readMax
+        let readSize = try server.mount().readSize
         let local = NSTemporaryDirectory() + "nfs-cp-inflight-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: local) }
-        let files = try Self.makeTree(at: local + "/src", count: 240, readMax: readMax)
+        let files = try Self.makeTree(at: local + "/src", count: 240, readSize: readSize)
 
         var r = try nfsCp("-r", "-j", "32", local + "/src", scratch.url("up").description)
         #expect(r.status == 0, "\(r.stderr)")
