@@ -47,11 +47,20 @@ internal enum Syscalls {
 
     /// Applies a URL query's `arg=val` settings to `nfs` through libnfs's URL
     /// parser, under a placeholder host; false when libnfs refuses them.
+    ///
+    /// One parse at a time in the process: libnfs 6.0.2 built with TLS runs its
+    /// `tls_global_init` on every parse (its default transport security is
+    /// "undefined", not "none"), and that loads the system's CA certificates
+    /// into GnuTLS behind an unlocked flag, so two mounts parsing at once
+    /// crashed inside GnuTLS (CI, the async suite on 6.0.2).
     static func applyURLArguments(_ nfs: Context, query: String) -> Bool {
-        guard let parsed = nfs_parse_url_incomplete(nfs, "nfs://127.0.0.1/?" + query) else { return false }
-        nfs_destroy_url(parsed)
-        return true
+        urlParsing.withLock { _ in
+            guard let parsed = nfs_parse_url_incomplete(nfs, "nfs://127.0.0.1/?" + query) else { return false }
+            nfs_destroy_url(parsed)
+            return true
+        }
     }
+    private static let urlParsing = Locked(())
 
     static func mount(_ nfs: Context, server: String, export: FilePath) -> Int32 {
         export.withPlatformString { nfs_mount(nfs, server, $0) }
