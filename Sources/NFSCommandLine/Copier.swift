@@ -16,6 +16,18 @@ public struct CopyOptions: Sendable {
     public var noClobber = false
     public var verify = false
     public var inplace = false
+    /// Skip a file whose destination has the same size and modification time (to the second, as rsync's quick check).
+    public var update = false
+    /// Skip a file whose destination has the same size and SHA-256 (both sides read).
+    public var checksum = false
+    /// Which paths below each source to leave out (`--exclude`, `--include`).
+    public var filter = PathFilter()
+    /// Plan against both sides and report, changing nothing.
+    public var dryRun = false
+    /// After a directory is copied without failures, remove destination entries the source does not have.
+    public var delete = false
+    /// Leave whole blocks of zero bytes unwritten, so holes stay holes.
+    public var sparse = false
     /// Files in flight at once; 16 measured best for a tree of small files at a 2 ms round trip.
     public var jobs = 16
     public var nfs = NFSOptions()
@@ -28,12 +40,31 @@ public struct CopyFailure: Sendable, Codable, Hashable {
     public var reason: String
 }
 
+/// One step of a copy, as `--dry-run` reports it.
+public struct PlannedAction: Sendable, Codable, Hashable {
+    /// `mkdir`, `copy` (nothing there yet), `replace`, `skip` or `delete`.
+    public var action: String
+    /// The destination path the step is about.
+    public var path: String
+    /// Why a file is skipped.
+    public var reason: String?
+
+    /// The line `--dry-run` prints.
+    public var line: String { reason.map { "\(action) \(path) (\($0))" } ?? "\(action) \(path)" }
+}
+
 /// The outcome of a copy, as printed by `--json`.
 public struct CopySummary: Sendable, Codable {
     public var files: Int
     public var directories: Int
     public var symlinks: Int
     public var skipped: Int
+    /// The skipped files counted by reason (`exists`, `same size and time`, `same checksum`, `same link`).
+    public var skippedReasons: [String: Int]
+    /// Destination entries removed by `--delete`: each file, link and directory (with what was in it) counts one.
+    public var deleted: Int
+    /// With `--dry-run`: every step the copy would take, in order; nothing was changed.
+    public var plan: [PlannedAction]?
     public var bytes: UInt64
     public var seconds: Double
     public var bytesPerSecond: Double
@@ -58,10 +89,13 @@ public final class Copier: Sendable {
         let destination: Operand
         let destinationPath: FilePath
         let info: FileInfo
+        /// The path below the source operand that filters match (`a/b.txt`); a named file's own name.
+        let relative: [UInt8]
     }
 
     private struct Tally: Sendable {
-        var files = 0, directories = 0, symlinks = 0, skipped = 0
+        var files = 0, directories = 0, symlinks = 0, skipped = 0, deleted = 0
+        var skippedReasons: [String: Int] = [:]
         var failures: [CopyFailure] = []
     }
 
@@ -89,6 +123,13 @@ public final class Copier: Sendable {
     /// into it, where a lookup per file would cost a round trip each.
     private let plannedDirectories = Mutex<Set<FilePath>>([])
     private let listings = Mutex<[FilePath: [FilePath.Component: FileInfo]]>([:])
+    /// For `--delete`: the names each planned destination directory's source holds
+    /// (excluded ones too: the filter protects those), and the destination
+    /// directories with a failure anywhere below them, which nothing is deleted from.
+    private let sourceNames = Mutex<[FilePath: Set<FilePath.Component>]>([:])
+    private let failedDirectories = Mutex<Set<FilePath>>([])
+    /// For `--dry-run`: the steps decided, with the order they are reported in.
+    private let planned = Mutex<[(order: Int, step: PlannedAction)]>([])
 
     /// The temporary names nfs-cp writes under, and the age after which one is
     /// taken to be left by a run that could not remove it (a vanished server).
@@ -103,7 +144,17 @@ public final class Copier: Sendable {
         self.umask = Int(Platform.fileCreationMask)
     }
 
-    private func fail(_ path: String, _ error: any Error) {
+    /// Records a failure; `destination` (a destination path) keeps `--delete` out of every directory above it.
+    private func fail(_ path: String, _ error: any Error, destination: FilePath? = nil) {
+        if var directory = destination {
+            failedDirectories.withLock { failed in
+                while !directory.components.isEmpty || directory.root != nil {
+                    guard failed.insert(directory).inserted else { break }
+                    if directory.components.isEmpty { break }
+                    directory.removeLastComponent()
+                }
+            }
+        }
         let reason: String
         switch error {
         case let e as FileOperationError: reason = e.description
@@ -130,11 +181,11 @@ public final class Copier: Sendable {
 
         let directories = items.filter { $0.kind == .directory }
         plannedDirectories.withLock { $0 = Set(directories.map(\.destinationPath)) }
-        for item in directories where Interrupt.signal == nil {
-            createDirectory(item, mounters: mounters)
+        for (order, item) in items.enumerated() where item.kind == .directory && Interrupt.signal == nil {
+            createDirectory(item, order: order, mounters: mounters)
         }
 
-        let work = items.filter { $0.kind != .directory }
+        let work = Array(items.enumerated().filter { $0.element.kind != .directory })
         let nextIndex = Atomic<Int>(0)
         // A thread per file in flight (concurrentPerform would run only as many as there
         // are cores): each blocks on its own calls, and the shared contexts keep them all in flight.
@@ -146,19 +197,24 @@ public final class Copier: Sendable {
                 while Interrupt.signal == nil {
                     let i = nextIndex.add(1, ordering: .relaxed).oldValue
                     guard i < work.count else { break }
-                    self.copy(work[i], mounters: mounters, verbose: verbose)
+                    self.copy(work[i].element, order: work[i].offset, mounters: mounters, verbose: verbose)
                 }
             }
         }
         workers.wait()
 
+        // Deepest first: a directory's deletions and its final mode and times come after its subdirectories'.
         for item in directories.reversed() where Interrupt.signal == nil {
-            finishDirectory(item, mounters: mounters)
+            if options.delete { deleteExtras(item, order: items.count, mounters: mounters, verbose: verbose) }
+            if !options.dryRun { finishDirectory(item, mounters: mounters) }
         }
 
         let seconds = (ContinuousClock.now - start).inSeconds
         let t = tally.withLock { $0 }
+        let plan = options.dryRun ? planned.withLock { $0 }.enumerated()
+            .sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }.map(\.element.step) : nil
         return CopySummary(files: t.files, directories: t.directories, symlinks: t.symlinks, skipped: t.skipped,
+                           skippedReasons: t.skippedReasons, deleted: t.deleted, plan: plan,
                            bytes: progress.bytes, seconds: seconds,
                            bytesPerSecond: seconds > 0 ? Double(progress.bytes) / seconds : 0,
                            failures: t.failures, interrupted: Interrupt.signal != nil)
@@ -199,8 +255,11 @@ public final class Copier: Sendable {
                                                     : target.path
                 switch info.kind {
                 case .file:
+                    // A file named on the command line is matched by its name.
+                    let name = Self.baseName(source).map { $0.bytes } ?? []
+                    if options.filter.excludes(name, isDirectory: false) { continue }
                     items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
-                                      destinationPath: destinationPath, info: info))
+                                      destinationPath: destinationPath, info: info, relative: name))
                 case .directory:
                     guard options.recursive else {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
@@ -212,9 +271,13 @@ public final class Copier: Sendable {
                                                  reason: "a directory cannot replace a file")
                     }
                     items.append(Item(kind: .directory, source: source, sourcePath: path, destination: destination,
-                                      destinationPath: destinationPath, info: info))
-                    try planTree(fs, path, source: source, into: destinationPath, destination: destination,
-                                 targetFileSystem: target.fileSystem, items: &items)
+                                      destinationPath: destinationPath, info: info, relative: []))
+                    do {
+                        try planTree(fs, path, relative: [], source: source, into: destinationPath,
+                                     destination: destination, items: &items)
+                    } catch {
+                        fail(fs.display(path), error, destination: destinationPath)
+                    }
                 case .symlink, .other:
                     throw FileOperationError(operation: "copy", path: fs.display(path), reason: "not a regular file or directory")
                 }
@@ -227,16 +290,27 @@ public final class Copier: Sendable {
         return items
     }
 
-    private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, source: Operand, into target: FilePath,
-                          destination: Operand, targetFileSystem: any CopyFileSystem, items: inout [Item]) throws {
+    /// `relative`: `directory`'s path below the source operand, which filters match.
+    private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, relative: [UInt8], source: Operand,
+                          into target: FilePath, destination: Operand, items: inout [Item]) throws {
         // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
-        for (name, found) in try fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) }) {
+        let entries = try fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
+        if options.delete { sourceNames.withLock { $0[target] = Set(entries.map(\.name)) } }
+        for (name, found) in entries {
             let path = directory.appending(name)
             let to = target.appending(name)
+            let nameBytes = name.bytes
+            let below = relative.isEmpty ? nameBytes : relative + [UInt8(ascii: "/")] + nameBytes
+            // Excluded: neither looked at nor walked, and (with --delete) kept at the destination.
+            // (A name that vanished is left out if the rules would leave it out as either kind.)
+            let excluded = found.map { options.filter.excludes(below, isDirectory: $0.kind == .directory) }
+                ?? (options.filter.excludes(below, isDirectory: false) || options.filter.excludes(below, isDirectory: true))
+            if excluded { continue }
             guard let info = found else {
                 // Listed a moment ago, gone now: said, never silently left out.
                 fail(fs.display(path), FileOperationError(operation: "stat", path: fs.display(path),
-                                                           reason: "No such file or directory (it vanished after the listing)"))
+                                                           reason: "No such file or directory (it vanished after the listing)"),
+                     destination: target)
                 continue
             }
             let kind: Kind
@@ -246,17 +320,16 @@ public final class Copier: Sendable {
             case .symlink: kind = .symlink
             case .other:
                 fail(fs.display(path), FileOperationError(operation: "copy", path: fs.display(path),
-                                                           reason: "special file skipped"))
+                                                           reason: "special file skipped"), destination: target)
                 continue
             }
             items.append(Item(kind: kind, source: source, sourcePath: path, destination: destination,
-                              destinationPath: to, info: info))
+                              destinationPath: to, info: info, relative: below))
             if kind == .directory {
                 do {
-                    try planTree(fs, path, source: source, into: to, destination: destination,
-                                 targetFileSystem: targetFileSystem, items: &items)
+                    try planTree(fs, path, relative: below, source: source, into: to, destination: destination, items: &items)
                 } catch {
-                    fail(fs.display(path), error)
+                    fail(fs.display(path), error, destination: to)
                 }
             }
         }
@@ -268,7 +341,7 @@ public final class Copier: Sendable {
         options.preserve ? info.permissions : info.permissions & ~umask
     }
 
-    private func createDirectory(_ item: Item, mounters: Mounters) {
+    private func createDirectory(_ item: Item, order: Int, mounters: Mounters) {
         var shown = item.destination.description
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
@@ -279,12 +352,83 @@ public final class Copier: Sendable {
                 }
                 return
             }
+            if options.dryRun {
+                note(order, "mkdir", shown)
+                // Known to be empty: what would go into it needs no lookups.
+                listings.withLock { $0[item.destinationPath] = [:] }
+                return
+            }
             // Owner rwx while its contents are copied; the final mode is set afterwards.
             try fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
             tally.withLock { $0.directories += 1 }
         } catch {
+            fail(shown, error, destination: item.destinationPath)
+        }
+    }
+
+    private func note(_ order: Int, _ action: String, _ path: String, reason: String? = nil) {
+        planned.withLock { $0.append((order, PlannedAction(action: action, path: path, reason: reason))) }
+    }
+
+    private func skip(_ order: Int, _ path: String, reason: String, verbose: Bool) {
+        tally.withLock {
+            $0.skipped += 1
+            $0.skippedReasons[reason, default: 0] += 1
+        }
+        progress.fileFinished()
+        if options.dryRun { note(order, "skip", path, reason: reason) }
+        else if verbose { log("skipped \(path): \(reason)") }
+    }
+
+    // MARK: Deleting
+
+    /// `--delete`: removes what the destination directory holds and its source
+    /// does not, unless a rule excludes it or something under the directory failed.
+    private func deleteExtras(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) {
+        guard !failedDirectories.withLock({ $0.contains(item.destinationPath) }),
+              let names = sourceNames.withLock({ $0[item.destinationPath] }) else { return }
+        var shown = item.destinationPath.escapedDescription
+        do {
+            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            shown = fs.display(item.destinationPath)
+            // A directory the dry run would create has nothing to delete.
+            if options.dryRun, listings.withLock({ $0[item.destinationPath]?.isEmpty == true }),
+               try fs.info(item.destinationPath, followSymlinks: true) == nil { return }
+            for (name, found) in try fs.entries(item.destinationPath) where !names.contains(name) {
+                guard let info = found else { continue }
+                let nameBytes = name.bytes
+                if Self.isTemporary(name) { continue }
+                let relative = item.relative.isEmpty ? nameBytes : item.relative + [UInt8(ascii: "/")] + nameBytes
+                if options.filter.excludes(relative, isDirectory: info.kind == .directory) { continue }
+                let path = item.destinationPath.appending(name)
+                do {
+                    try removeTree(path, info, in: fs, order: order, verbose: verbose)
+                } catch {
+                    fail(fs.display(path), error)
+                }
+                if Interrupt.signal != nil { return }
+            }
+        } catch {
             fail(shown, error)
         }
+    }
+
+    /// Removes `path` and, for a directory, everything in it (contents first).
+    private func removeTree(_ path: FilePath, _ info: FileInfo, in fs: any CopyFileSystem, order: Int, verbose: Bool) throws {
+        if info.kind == .directory {
+            for (name, found) in try fs.entries(path) {
+                guard let found else { continue }
+                try removeTree(path.appending(name), found, in: fs, order: order, verbose: verbose)
+            }
+        }
+        let shown = fs.display(path)
+        if options.dryRun {
+            note(order, "delete", shown)
+        } else {
+            if info.kind == .directory { try fs.removeDirectory(path) } else { try fs.remove(path) }
+            if verbose { log("deleted \(shown)") }
+        }
+        tally.withLock { $0.deleted += 1 }
     }
 
     private func finishDirectory(_ item: Item, mounters: Mounters) {
@@ -304,7 +448,7 @@ public final class Copier: Sendable {
 
     // MARK: Files
 
-    private func copy(_ item: Item, mounters: Mounters, verbose: Bool) {
+    private func copy(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) {
         var shown = item.source.description
         do {
             let (sourceFS, _) = try mounters.source.resolve(item.source)
@@ -312,9 +456,17 @@ public final class Copier: Sendable {
             shown = sourceFS.display(item.sourcePath)
             let existing = try destinationInfo(item.destinationPath, in: targetFS)
             if existing != nil && options.noClobber {
-                tally.withLock { $0.skipped += 1 }
-                if verbose { log("skipped \(targetFS.display(item.destinationPath)): it exists") }
-                return
+                return skip(order, targetFS.display(item.destinationPath), reason: "exists", verbose: verbose)
+            }
+            if let existing, let reason = try unchanged(item, existing, sourceFS: sourceFS, targetFS: targetFS) {
+                return skip(order, targetFS.display(item.destinationPath), reason: reason, verbose: verbose)
+            }
+            if existing?.kind == .directory {
+                throw FileOperationError(operation: "overwrite", path: targetFS.display(item.destinationPath),
+                                         reason: "Is a directory")
+            }
+            if options.dryRun {
+                return note(order, existing == nil ? "copy" : "replace", targetFS.display(item.destinationPath))
             }
             if item.kind == .symlink {
                 let target = try sourceFS.readSymlink(item.sourcePath)
@@ -323,10 +475,6 @@ public final class Copier: Sendable {
                 tally.withLock { $0.symlinks += 1 }
                 if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath)) (symlink)") }
                 return
-            }
-            if existing?.kind == .directory {
-                throw FileOperationError(operation: "overwrite", path: targetFS.display(item.destinationPath),
-                                         reason: "Is a directory")
             }
             var attempt = 1
             var (source, target) = (sourceFS, targetFS)
@@ -353,8 +501,32 @@ public final class Copier: Sendable {
             progress.fileFinished()
             if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath))") }
         } catch {
-            fail(shown, error)
+            fail(shown, error, destination: item.destinationPath)
         }
+    }
+
+    /// With `--update` or `--checksum`, why the destination needs no copy; nil when it does.
+    private func unchanged(_ item: Item, _ existing: FileInfo, sourceFS: any CopyFileSystem,
+                           targetFS: any CopyFileSystem) throws -> String? {
+        guard options.update || options.checksum, existing.kind == item.info.kind else { return nil }
+        if item.kind == .symlink {
+            let same = try sourceFS.readSymlink(item.sourcePath) == targetFS.readSymlink(item.destinationPath)
+            return same ? "same link" : nil
+        }
+        guard item.kind == .file, existing.size == item.info.size else { return nil }
+        if options.checksum {
+            let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
+            let (source, target) = try bothSides({ try Self.digest(item.sourcePath, in: sourceFS, chunk: chunk) },
+                                                 { try Self.digest(item.destinationPath, in: targetFS, chunk: chunk) })
+            return source == target ? "same checksum" : nil
+        }
+        return existing.modificationTime.seconds == item.info.modificationTime.seconds ? "same size and time" : nil
+    }
+
+    private static func digest(_ path: FilePath, in fs: any CopyFileSystem, chunk: Int) throws -> [UInt8] {
+        let reader = try fs.openRead(path)
+        defer { try? reader.close() }
+        return try sha256(of: reader, chunkSize: chunk)
     }
 
     /// What is at `path` in the destination now (lstat-like), from its directory's
@@ -433,7 +605,8 @@ public final class Copier: Sendable {
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
         let connection = writer.connectionIdentity
         let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
-                                  sourceName: sourceFS.display(item.sourcePath), hashing: options.verify, progress: progress)
+                                  sourceName: sourceFS.display(item.sourcePath), hashing: options.verify,
+                                  sparse: options.sparse, progress: progress)
         // Through the open file, without a lookup, while the owner may still write
         // (a mode without owner write is set by path after the close, as before).
         let setEarly = (!options.inplace || options.preserve) && permissions & 0o200 != 0
@@ -450,9 +623,7 @@ public final class Copier: Sendable {
     /// per directory and run; a failure here is no reason to fail the copy.
     private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) {
         guard swept.withLock({ $0.insert(fs.display(directory)).inserted }) else { return }
-        func isTemporary(_ name: FilePath.Component) -> Bool {
-            name.string.hasPrefix(Self.temporaryPrefix) && name.string.hasSuffix(Self.temporarySuffix)
-        }
+        let isTemporary = Self.isTemporary
         let candidates: [(FilePath.Component, FileInfo)]
         if let listing = listing(of: directory, in: fs) {
             candidates = listing.filter { isTemporary($0.key) }.map { ($0.key, $0.value) }
@@ -468,6 +639,11 @@ public final class Copier: Sendable {
             guard info.kind == .file, now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
             if (try? fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
         }
+    }
+
+    /// A name this tool writes under (another run's may be in progress: `--delete` leaves them).
+    static func isTemporary(_ name: FilePath.Component) -> Bool {
+        name.string.hasPrefix(temporaryPrefix) && name.string.hasSuffix(temporarySuffix)
     }
 
     /// `permissions` is nil when they were set through the open file.

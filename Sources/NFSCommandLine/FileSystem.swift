@@ -23,6 +23,10 @@ public protocol FileReader: Sendable {
 /// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer) throws
+    /// Moves the position `count` bytes on without writing them (a hole, where the file system keeps holes).
+    func skip(_ count: Int) throws
+    /// Sets the file's size: extends it past a hole left at its end by ``skip(_:)``.
+    func setSize(_ size: UInt64) throws
     /// Sets the open file's permission bits (one SETATTR on NFS, no lookups).
     func setPermissions(_ permissions: Int) throws
     /// Which connection the writes go over (NFS); it changes when the client reconnects. nil for local files.
@@ -51,6 +55,8 @@ public protocol CopyFileSystem: Sendable {
     func readSymlink(_ path: FilePath) throws -> FilePath
     func rename(_ from: FilePath, to: FilePath) throws
     func remove(_ path: FilePath) throws
+    /// Removes an empty directory.
+    func removeDirectory(_ path: FilePath) throws
     func setPermissions(_ path: FilePath, _ permissions: Int) throws
     func setOwner(_ path: FilePath, uid: Int, gid: Int) throws
     func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws

@@ -101,6 +101,7 @@ public struct LocalFileSystem: CopyFileSystem {
     }
     public func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.renameItem(from, to), "rename", from) }
     public func remove(_ path: FilePath) throws { try check(Platform.removeFile(path), "unlink", path) }
+    public func removeDirectory(_ path: FilePath) throws { try check(Platform.removeDirectory(path), "rmdir", path) }
     public func setPermissions(_ path: FilePath, _ permissions: Int) throws {
         try check(Platform.changeMode(path, mode_t(permissions)), "chmod", path)
     }
@@ -150,6 +151,15 @@ struct LocalFile: FileReader, FileWriter {
     }
     func write(_ buffer: UnsafeRawBufferPointer) throws {
         do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
+    }
+    func skip(_ count: Int) throws {
+        do { _ = try fd.seek(offset: Int64(count), from: .current) }
+        catch let e as Errno { throw FileOperationError(code: e, operation: "seek", path: path) }
+    }
+    func setSize(_ size: UInt64) throws {
+        if ftruncate(fd.rawValue, off_t(size)) != 0 {
+            throw FileOperationError(code: Errno(rawValue: errno), operation: "truncate", path: path)
+        }
     }
     func setPermissions(_ permissions: Int) throws {
         if fchmod(fd.rawValue, mode_t(permissions)) != 0 {

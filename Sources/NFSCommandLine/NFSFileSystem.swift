@@ -48,6 +48,7 @@ public struct NFSFileSystem: CopyFileSystem {
     public func readSymlink(_ path: FilePath) throws -> FilePath { try translate(path) { try context.readlink(path) } }
     public func rename(_ from: FilePath, to: FilePath) throws { try translate(from) { try context.rename(from, to: to) } }
     public func remove(_ path: FilePath) throws { try translate(path) { try context.unlink(path) } }
+    public func removeDirectory(_ path: FilePath) throws { try translate(path) { try context.rmdir(path) } }
     public func setPermissions(_ path: FilePath, _ permissions: Int) throws { try translate(path) { try context.chmod(path, mode: permissions) } }
     public func setOwner(_ path: FilePath, uid: Int, gid: Int) throws { try translate(path) { try context.chown(path, uid: uid, gid: gid) } }
     public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
@@ -94,6 +95,8 @@ struct NFSWriter: FileWriter {
     let file: NFSFileHandle
     let fileSystem: NFSFileSystem
     func write(_ buffer: UnsafeRawBufferPointer) throws { try fileSystem.translate(file.name) { try file.write(raw: buffer) } }
+    func skip(_ count: Int) throws { try fileSystem.translate(file.name) { _ = try file.seek(Int64(count), whence: .current) } }
+    func setSize(_ size: UInt64) throws { try fileSystem.translate(file.name) { try file.truncate(size) } }
     func setPermissions(_ permissions: Int) throws {
         try fileSystem.translate(file.name) { try file.chmod(mode: permissions) }
     }

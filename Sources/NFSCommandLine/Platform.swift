@@ -36,6 +36,7 @@ enum Platform {
         from.withPlatformString { f in to.withPlatformString { rename(f, $0) } }
     }
     static func removeFile(_ path: FilePath) -> Int32 { path.withPlatformString { unlink($0) } }
+    static func removeDirectory(_ path: FilePath) -> Int32 { path.withPlatformString { rmdir($0) } }
     static func changeMode(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { chmod($0, mode) } }
     static func changeOwner(_ path: FilePath, _ uid: uid_t, _ gid: gid_t) -> Int32 {
         path.withPlatformString { lchown($0, uid, gid) }

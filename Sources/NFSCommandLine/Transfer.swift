@@ -22,9 +22,10 @@ public struct SourceChanged: Error, CustomStringConvertible {
 /// several READ or WRITE RPCs in flight at once (see `NFSFileSystem.chunkSize`).
 /// Returns the SHA-256 of the bytes when `hashing`. A source that ends early or
 /// has bytes past `size` ends in ``SourceChanged`` rather than a loop;
-/// ``Interrupt`` is checked between chunks.
+/// ``Interrupt`` is checked between chunks. With `sparse`, blocks of
+/// ``sparseBlock`` zero bytes are skipped rather than written (see ``SparseWriter``).
 func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt64, chunkSize: Int,
-              sourceName: String, hashing: Bool, progress: ProgressLine) throws -> [UInt8]? {
+              sourceName: String, hashing: Bool, sparse: Bool = false, progress: ProgressLine) throws -> [UInt8]? {
     // A file smaller than a chunk needs one buffer of its size (plus the byte that checks its end).
     let needed = size < UInt64(chunkSize) ? Int(size) + 1 : chunkSize
     let pipe = Pipe(depth: 3, chunkSize: needed)
@@ -32,8 +33,102 @@ func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt
         pipe.produce(from: reader, size: size, sourceName: sourceName, hashing: hashing)
     }
     defer { pipe.cancelAndWait() }
-    pipe.consume(writer, progress: progress)
-    return try pipe.outcome()
+    let sparseWriter = sparse ? SparseWriter(writer) : nil
+    pipe.consume(sparseWriter ?? writer, progress: progress)
+    let digest = try pipe.outcome()
+    try sparseWriter?.finish(size: size)
+    return digest
+}
+
+/// The size of the zero blocks `--sparse` leaves unwritten: the block size of
+/// common file systems, so a skipped block is one the destination need not allocate.
+let sparseBlock = 4096
+
+/// Writes what it is given except whole blocks of zeros (aligned in the file),
+/// which it skips, so the destination keeps holes there; ``finish(size:)``
+/// then sets the size, in case the file ends in a hole. Runs of data between
+/// holes go out as single writes.
+final class SparseWriter: FileWriter, @unchecked Sendable {
+    // Used by the one writing thread only.
+    private let writer: any FileWriter
+    private var position: UInt64 = 0
+    private var endsInHole = false
+
+    init(_ writer: any FileWriter) { self.writer = writer }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        let base = position
+        // The block of the file that starts at `i` (cut short by the buffer's end), and
+        // whether it is a whole block of zeros; a partial block always counts as data.
+        func block(at i: Int) -> (end: Int, zero: Bool) {
+            let end = min(i + sparseBlock - Int((base + UInt64(i)) % UInt64(sparseBlock)), buffer.count)
+            return (end, end - i == sparseBlock && Self.isZero(UnsafeRawBufferPointer(rebasing: buffer[i..<end])))
+        }
+        var start = 0
+        while start < buffer.count {
+            var (end, zero) = block(at: start)
+            while end < buffer.count {
+                let next = block(at: end)
+                guard next.zero == zero else { break }
+                end = next.end
+            }
+            let run = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
+            if zero { try writer.skip(run.count) } else { try writer.write(run) }
+            endsInHole = zero
+            position += UInt64(run.count)
+            start = end
+        }
+    }
+
+    func skip(_ count: Int) throws {
+        try writer.skip(count)
+        position += UInt64(count)
+        endsInHole = true
+    }
+
+    /// Gives the file its full size when it ends in a hole.
+    func finish(size: UInt64) throws {
+        if endsInHole { try writer.setSize(size) }
+    }
+
+    func setSize(_ size: UInt64) throws { try writer.setSize(size) }
+    func setPermissions(_ permissions: Int) throws { try writer.setPermissions(permissions) }
+    var connectionIdentity: UInt64? { writer.connectionIdentity }
+    func close() throws { try writer.close() }
+
+    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        var any: UInt64 = 0
+        while i + 32 <= bytes.count {
+            any |= bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                | bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
+                | bytes.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)
+                | bytes.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)
+            if any != 0 { return false }
+            i += 32
+        }
+        while i < bytes.count {
+            if bytes[i] != 0 { return false }
+            i += 1
+        }
+        return true
+    }
+}
+
+/// Runs `first` on a thread of its own while the calling thread runs `second`
+/// (reading both sides of a comparison at once); both have ended when it returns.
+func bothSides<A: Sendable, B>(_ first: @escaping @Sendable () throws -> A, _ second: () throws -> B) throws -> (A, B) {
+    let result = Mutex<Result<A, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        let outcome = Result { try first() }
+        result.withLock { $0 = outcome }
+        done.signal()
+    }
+    let secondResult = Result { try second() }
+    done.wait()
+    let firstResult = result.withLock { $0! }
+    return (try firstResult.get(), try secondResult.get())
 }
 
 /// The SHA-256 of everything `reader` yields.

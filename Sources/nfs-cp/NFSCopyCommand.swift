@@ -18,10 +18,14 @@ struct NFSCopyCommand: ParsableCommand {
 
         Every file is written under a temporary name (.nfs-cp-*.part) beside its destination and renamed over it only once all of it is written and committed: an error, Ctrl-C or SIGTERM leaves an existing destination as it was and no partial file behind (--inplace turns this off). A second Ctrl-C exits at once, even on a stalled server. A temporary that a run could not remove (the server vanished) is removed by a later run that writes into the same directory, once it is over a day old.
 
+        Repeated copies: -u skips a file whose destination has the same size and modification time (to the second), so use it with -p, which gives copies their source's times; -c compares SHA-256 instead, reading both sides. --exclude and --include take rsync's patterns, matched against paths below each source directory (a/b.txt), in the order given, the first match deciding: a pattern with a / is anchored there, one without matches a name at any depth, a trailing / matches only directories, * and ? stay within a name, ** crosses directories, [a-z] is a set. An excluded directory is not walked, and --delete keeps excluded names. --delete removes destination entries that the source does not have, directory by directory after its copy; it deletes nothing in a directory where any file below it failed. --dry-run prints each step (mkdir, copy, replace, skip, delete) and changes nothing on either side.
+
         Examples:
           nfs-cp big.iso "nfs://filer/export/isos/?version=3"
           nfs-cp "nfs://filer/export/logs/app.log" ./app.log --verify
           nfs-cp -r -p ./site "nfs://filer/export/www/"
+          nfs-cp -r -p -u --delete --exclude '*.tmp' --exclude /cache/ ./site "nfs://filer/export/mirror/"   (a nightly mirror)
+          nfs-cp -r -p -u --delete --dry-run ./site "nfs://filer/export/mirror/"   (what it would do)
 
         Exit status: 0 every file copied; 1 one or more files failed, each named on standard error (and in --json); 2 usage error; 128+N killed by signal N (130 for Ctrl-C).
         """,
@@ -45,6 +49,27 @@ struct NFSCopyCommand: ParsableCommand {
 
     @Flag(help: "Write straight into the destination file instead of a temporary file renamed at the end.")
     var inplace = false
+
+    @Flag(name: .shortAndLong, help: "Skip files whose destination has the same size and modification time; meant for use with -p.")
+    var update = false
+
+    @Flag(name: .shortAndLong, help: "Skip files whose destination has the same size and SHA-256 (reads both sides).")
+    var checksum = false
+
+    @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out paths that match PATTERN (repeatable; see below).", valueName: "PATTERN"))
+    var excludes: [String] = []
+
+    @Option(name: .customLong("include"), help: ArgumentHelp("Keep paths that match PATTERN, before a later --exclude (repeatable).", valueName: "PATTERN"))
+    var includes: [String] = []
+
+    @Flag(help: "Print what would be created, copied, replaced, skipped and deleted, and change nothing.")
+    var dryRun = false
+
+    @Flag(help: "With -r: remove destination entries the source does not have, except excluded ones; never in a directory where a file below it failed.")
+    var delete = false
+
+    @Flag(help: "Leave blocks of zero bytes unwritten, so holes in sparse files stay holes.")
+    var sparse = false
 
     @Option(name: .shortAndLong, help: "Keep N files in flight at once, over one mount per side (default 16).")
     var jobs = 16
@@ -70,12 +95,36 @@ struct NFSCopyCommand: ParsableCommand {
     func validate() throws {
         guard operands.count >= 2 else { throw ValidationError("need at least one SOURCE and a DESTINATION") }
         guard jobs >= 1 && jobs <= 64 else { throw ValidationError("--jobs takes a number from 1 to 64") }
+        guard !delete || recursive else { throw ValidationError("--delete needs -r") }
         guard timeout > 0 && timeout <= 86_400 else {
             throw ValidationError("--timeout takes a number of seconds from 1 to 86400 (fractions are rounded up)")
         }
         for operand in CommandLineTool.argumentBytes(operands) {
             do { _ = try Operand(bytes: operand) } catch { throw ValidationError("\(error)") }
         }
+    }
+
+    /// The --include and --exclude rules in the order given (the first match decides),
+    /// from the raw argument bytes, so patterns can name bytes that are not UTF-8.
+    static func filter(_ arguments: [String]) throws -> PathFilter {
+        var filter = PathFilter()
+        let raw = CommandLineTool.argumentBytes(Array(arguments.dropFirst()))
+        var i = 0
+        while i < raw.count {
+            let argument = raw[i]
+            if argument == Array("--".utf8) { break }
+            for (option, action) in [("--exclude", PathFilter.Action.exclude), ("--include", .include)] {
+                let name = Array(option.utf8)
+                if argument == name, i + 1 < raw.count {
+                    try filter.add(action, pattern: raw[i + 1])
+                    i += 1
+                } else if argument.starts(with: name + [UInt8(ascii: "=")]) {
+                    try filter.add(action, pattern: Array(argument.dropFirst(name.count + 1)))
+                }
+            }
+            i += 1
+        }
+        return filter
     }
 
     static func main() {
@@ -90,6 +139,15 @@ struct NFSCopyCommand: ParsableCommand {
         options.noClobber = noClobber
         options.verify = verify
         options.inplace = inplace
+        options.update = update
+        options.checksum = checksum
+        options.dryRun = dryRun
+        options.delete = delete
+        options.sparse = sparse
+        do { options.filter = try Self.filter(CommandLine.arguments) } catch let error as CopyUsageError {
+            CommandLineTool.printError("nfs-cp: \(error)")
+            throw ExitCode(2)
+        }
         options.jobs = jobs
         options.nfs = NFSOptions(timeout: .milliseconds(Int64((timeout * 1000).rounded(.up))), uid: uid, gid: gid)
         let progressLine = ProgressLine(enabled: progress ?? Terminal.standardErrorIsInteractive)
@@ -105,6 +163,7 @@ struct NFSCopyCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if json { CommandLineTool.printJSON(summary) }
+        else if let plan = summary.plan { for step in plan { print(step.line) } }
         if let signal = Interrupt.signal { throw ExitCode(Interrupt.exitStatus(for: signal)) }
         if !summary.failures.isEmpty { throw ExitCode(1) }
     }
