@@ -66,7 +66,7 @@ public func listenLoopback(ipv6: Bool = false) throws -> (Int32, UInt16) {
 /// like a server that stops answering in the middle of a transfer.
 public final class StallingProxy: Sendable {
     public let port: UInt16
-    private let listener: Int32
+    private let listener: ListeningSocket
     private let sockets = SocketRegistry()
     private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int, cutBudget: Int?,
                                connections: Int, stalledBelow: Int)>((false, false, nil, 0, nil, 0, 0))
@@ -86,15 +86,16 @@ public final class StallingProxy: Sendable {
     public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
                 cutAfter cutBudget: Int? = nil, ipv6: Bool = false) throws {
         corruptOffset = corruptClientByte
-        (listener, port) = try listenLoopback(ipv6: ipv6)
+        listener = try ListeningSocket(ipv6: ipv6)
+        port = listener.port
         state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
-        let listener = self.listener
+        let listening = listener.descriptor
         Thread.detachNewThread { [self] in
             // Descriptors are closed only by the threads that use them, once they are done:
             // a number closed under a running thread can be reused by another test's socket.
-            defer { close(listener) }
+            defer { listener.close() }
             while true {
-                let client = accept(listener, nil, nil)
+                let client = accept(listening, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
                 let connection = state.withLock { s -> Int? in
@@ -157,8 +158,35 @@ public final class StallingProxy: Sendable {
     public func shutdownAll() {
         state.withLock { $0.closed = true }
         // Wakes the threads blocked on them; each closes its own descriptors on the way out.
-        Platform.shutdown(listener, Platform.shutdownBoth)
+        listener.shutdown()
         sockets.shutdownAll()
+    }
+}
+
+/// A listening socket that is shut down and closed under one lock. A shutdown
+/// after the accepting thread has closed it (a second `shutdownAll`, or one
+/// after accept failed) would otherwise reach whatever socket reuses the number:
+/// another test's NFS connection, which then sees its peer hang up.
+final class ListeningSocket: Sendable {
+    let port: UInt16
+    /// For the accepting thread, the only one that closes it (through ``close()``).
+    let descriptor: Int32
+    private let open = Mutex(true)
+
+    init(ipv6: Bool = false) throws {
+        (descriptor, port) = try listenLoopback(ipv6: ipv6)
+    }
+
+    /// Wakes the accepting thread (its accept fails), unless the socket is already closed.
+    func shutdown() {
+        open.withLock { if $0 { Platform.shutdown(descriptor, Platform.shutdownBoth) } }
+    }
+
+    func close() {
+        open.withLock { isOpen in
+            if isOpen { _ = Platform.close(descriptor) }
+            isOpen = false
+        }
     }
 }
 

@@ -13,19 +13,20 @@ import Darwin
 /// report success. Only WRITE replies change; everything else passes as is.
 public final class ZeroWriteProxy: Sendable {
     public let port: UInt16
-    private let listener: Int32
+    private let listener: ListeningSocket
     private let sockets = SocketRegistry()
     /// WRITE replies rewritten so far.
     public var rewritten: Int { count.load(ordering: .relaxed) }
     private let count = Atomic<Int>(0)
 
     public init(forwardingTo targetPort: UInt16) throws {
-        (listener, port) = try listenLoopback()
-        let listener = self.listener
+        listener = try ListeningSocket()
+        port = listener.port
+        let listening = listener.descriptor
         Thread.detachNewThread { [self] in
-            defer { close(listener) }   // only the threads using a descriptor close it
+            defer { listener.close() }   // only the threads using a descriptor close it
             while true {
-                let client = accept(listener, nil, nil)
+                let client = accept(listening, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
                 let writes = WriteCalls()
@@ -48,7 +49,7 @@ public final class ZeroWriteProxy: Sendable {
     }
 
     public func shutdown() {
-        Platform.shutdown(listener, Platform.shutdownBoth)
+        listener.shutdown()
         sockets.shutdownAll()
     }
 
