@@ -130,6 +130,11 @@ public final class Copier: Sendable {
     private let failedDirectories = Mutex<Set<FilePath>>([])
     /// For `--dry-run`: the steps decided, with the order they are reported in.
     private let planned = Mutex<[(order: Int, step: PlannedAction)]>([])
+    /// Destination directories that existed before the copy (with what lstat said), and those the
+    /// copy then changed: one left unchanged whose mode, owner and times are already right needs
+    /// no SETATTR, so a repeated copy with nothing to do costs no round trips per directory.
+    private let existingDirectories = Mutex<[FilePath: FileInfo]>([:])
+    private let changedDirectories = Mutex<Set<FilePath>>([])
 
     /// The temporary names nfs-cp writes under, and the age after which one is
     /// taken to be left by a run that could not remove it (a vanished server).
@@ -346,10 +351,14 @@ public final class Copier: Sendable {
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            if let existing = try fs.info(item.destinationPath, followSymlinks: true) {
+            // From the parent's listing when the copy planned the parent (one READDIRPLUS for all its entries).
+            var found = try destinationInfo(item.destinationPath, in: fs)
+            if found?.kind == .symlink { found = try fs.info(item.destinationPath, followSymlinks: true) }
+            if let existing = found {
                 guard existing.kind == .directory else {
                     throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")
                 }
+                existingDirectories.withLock { $0[item.destinationPath] = existing }
                 return
             }
             if options.dryRun {
@@ -359,11 +368,17 @@ public final class Copier: Sendable {
                 return
             }
             // Owner rwx while its contents are copied; the final mode is set afterwards.
+            changing(item.destinationPath)
             try fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
             tally.withLock { $0.directories += 1 }
         } catch {
             fail(shown, error, destination: item.destinationPath)
         }
+    }
+
+    /// Notes that the directory holding `path` is about to change.
+    private func changing(_ path: FilePath) {
+        changedDirectories.withLock { _ = $0.insert(path.removingLastComponent()) }
     }
 
     private func note(_ order: Int, _ action: String, _ path: String, reason: String? = nil) {
@@ -425,6 +440,7 @@ public final class Copier: Sendable {
         if options.dryRun {
             note(order, "delete", shown)
         } else {
+            changing(path)
             if info.kind == .directory { try fs.removeDirectory(path) } else { try fs.remove(path) }
             if verbose { log("deleted \(shown)") }
         }
@@ -436,10 +452,17 @@ public final class Copier: Sendable {
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            try fs.setPermissions(item.destinationPath, intendedPermissions(item.info))
+            let permissions = intendedPermissions(item.info)
+            let unchanged = changedDirectories.withLock { $0.contains(item.destinationPath) } ? nil
+                : existingDirectories.withLock { $0[item.destinationPath] }
+            if unchanged?.permissions != permissions { try fs.setPermissions(item.destinationPath, permissions) }
             if options.preserve {
-                if geteuid() == 0 { try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid) }
-                try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
+                if geteuid() == 0, unchanged.map({ $0.uid != item.info.uid || $0.gid != item.info.gid }) ?? true {
+                    try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid)
+                }
+                if unchanged?.modificationTime != item.info.modificationTime {
+                    try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
+                }
             }
         } catch {
             fail(shown, error)
@@ -470,6 +493,7 @@ public final class Copier: Sendable {
             }
             if item.kind == .symlink {
                 let target = try sourceFS.readSymlink(item.sourcePath)
+                changing(item.destinationPath)
                 if existing != nil { try targetFS.remove(item.destinationPath) }
                 try targetFS.makeSymlink(target, at: item.destinationPath)
                 tally.withLock { $0.symlinks += 1 }
@@ -568,6 +592,7 @@ public final class Copier: Sendable {
         let directory = item.destinationPath.removingLastComponent()
         let writePath = options.inplace ? item.destinationPath
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        changing(item.destinationPath)
         if !options.inplace { sweepStaleTemporaries(in: directory, of: targetFS) }
         let writer: any FileWriter
         do {
