@@ -71,6 +71,13 @@ struct RepeatedCopyTests {
         for name in ["src/a/f1", "src/f3", "src/a/b/f2"] {
             #expect(try scratch.readLocal("out/" + name) == scratch.readLocal(name), "\(name)")
         }
+        // The directories written into still get their source's times (-p) after the writes.
+        for dir in ["src", "src/a", "src/a/b"] {
+            let times = try [scratch.local(dir), scratch.local("out/" + dir)].map {
+                try FileManager.default.attributesOfItem(atPath: $0)[.modificationDate] as! Date
+            }
+            #expect(abs(times[0].timeIntervalSince(times[1])) < 0.001, "\(dir): \(times)")
+        }
         #expect(temporaries(in: scratch.local).isEmpty)
     }
 
