@@ -122,7 +122,23 @@ public final class Copier: Sendable {
     /// listed: one READDIRPLUS answers "is something there?" for every file copied
     /// into it, where a lookup per file would cost a round trip each.
     private let plannedDirectories = Mutex<Set<FilePath>>([])
-    private let listings = Mutex<[FilePath: [FilePath.Component: FileInfo]]>([:])
+    private let listings = Mutex<[FilePath: Listing]>([:])
+
+    /// One destination directory's entries, listed by the first worker that needs them while
+    /// the others wait: workers that all missed at once would each list it (18 READDIRPLUS
+    /// exchanges per directory were counted in a 16-worker run). nil inside: it could not be listed.
+    private final class Listing: Sendable {
+        let entries = Mutex<[FilePath.Component: FileInfo]??>(nil)
+    }
+
+    private func listingSlot(_ directory: FilePath) -> Listing {
+        listings.withLock { all in
+            if let slot = all[directory] { return slot }
+            let slot = Listing()
+            all[directory] = slot
+            return slot
+        }
+    }
     /// For `--delete`: the names each planned destination directory's source holds
     /// (excluded ones too: the filter protects those), and the destination
     /// directories with a failure anywhere below them, which nothing is deleted from.
@@ -364,7 +380,7 @@ public final class Copier: Sendable {
             if options.dryRun {
                 note(order, "mkdir", shown)
                 // Known to be empty: what would go into it needs no lookups.
-                listings.withLock { $0[item.destinationPath] = [:] }
+                listingSlot(item.destinationPath).entries.withLock { $0 = .some([:]) }
                 return
             }
             // Owner rwx while its contents are copied; the final mode is set afterwards.
@@ -374,6 +390,12 @@ public final class Copier: Sendable {
         } catch {
             fail(shown, error, destination: item.destinationPath)
         }
+    }
+
+    /// libnfs sets times in microseconds (`nfs_utimes` takes a `timeval`), so a time it set
+    /// compares equal to its source only to the microsecond.
+    static func sameMicrosecond(_ a: NFSTimestamp, _ b: NFSTimestamp) -> Bool {
+        a.seconds == b.seconds && a.nanoseconds / 1000 == b.nanoseconds / 1000
     }
 
     /// Notes that the directory holding `path` is about to change.
@@ -407,7 +429,7 @@ public final class Copier: Sendable {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
             // A directory the dry run would create has nothing to delete.
-            if options.dryRun, listings.withLock({ $0[item.destinationPath]?.isEmpty == true }),
+            if options.dryRun, listingSlot(item.destinationPath).entries.withLock({ $0??.isEmpty == true }),
                try fs.info(item.destinationPath, followSymlinks: true) == nil { return }
             for (name, found) in try fs.entries(item.destinationPath) where !names.contains(name) {
                 guard let info = found else { continue }
@@ -460,7 +482,7 @@ public final class Copier: Sendable {
                 if geteuid() == 0, unchanged.map({ $0.uid != item.info.uid || $0.gid != item.info.gid }) ?? true {
                     try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid)
                 }
-                if unchanged?.modificationTime != item.info.modificationTime {
+                if !(unchanged.map { Self.sameMicrosecond($0.modificationTime, item.info.modificationTime) } ?? false) {
                     try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
                 }
             }
@@ -566,12 +588,16 @@ public final class Copier: Sendable {
     /// copy did not plan, or one that cannot be listed (the caller then looks names up).
     private func listing(of directory: FilePath, in fs: any CopyFileSystem) -> [FilePath.Component: FileInfo]? {
         guard plannedDirectories.withLock({ $0.contains(directory) }) else { return nil }
-        if let known = listings.withLock({ $0[directory] }) { return known }
-        guard let entries = try? fs.entries(directory) else { return nil }
-        var listing: [FilePath.Component: FileInfo] = [:]
-        for (name, info) in entries { if let info { listing[name] = info } }
-        listings.withLock { $0[directory] = listing }
-        return listing
+        return listingSlot(directory).entries.withLock { known in
+            if let known { return known }
+            let listed = (try? fs.entries(directory)).map { entries in
+                var listing: [FilePath.Component: FileInfo] = [:]
+                for (name, info) in entries { if let info { listing[name] = info } }
+                return listing
+            }
+            known = .some(listed)
+            return listed
+        }
     }
 
     /// A file is copied again after a lost connection (on a fresh mount, which fails
