@@ -168,7 +168,7 @@ extension NFSContext {
     /// Sets the owner and group of `path` (following symlinks). Maps `nfs_chown`
     /// (over NFSv4, `nfs_fchown` on a handle opened for it; see ``VersionQuirks``).
     /// - Throws: ``NFSError`` (`EPERM` unless the server treats the caller as root;
-    ///   over NFSv4, `ENOTSUP` for anything but a regular file).
+    ///   over NFSv4, `ENOTSUP` for anything but a regular file, unless it already has that owner).
     public func chown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
         try chown(path.nfsFilePath, uid: uid, gid: gid, following: true)
     }
@@ -179,7 +179,7 @@ extension NFSContext {
     }
 
     /// Sets the owner and group of a symbolic link itself. Maps `nfs_lchown`.
-    /// - Throws: ``NFSError`` (over NFSv4, `ENOTSUP` for a symbolic link).
+    /// - Throws: ``NFSError`` (over NFSv4, `ENOTSUP` for a symbolic link, unless it already has that owner).
     public func lchown(_ path: some NFSPathRepresentable, uid: Int, gid: Int) throws {
         try chown(path.nfsFilePath, uid: uid, gid: gid, following: false)
     }
@@ -193,6 +193,7 @@ extension NFSContext {
         let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
         if VersionQuirks.pathChownChangesParent(version: version) {
             let st = following ? try stat(path) : try lstat(path)
+            if Self.alreadyOwned(st, uid, gid) { return }
             try Self.checkChownThroughHandle(st, following, path)
             let file = try open(path, flags: [.read])
             defer { try? file.close() }
@@ -205,6 +206,7 @@ extension NFSContext {
         let (uid, gid) = (Int32(truncatingIfNeeded: uid), Int32(truncatingIfNeeded: gid))
         if VersionQuirks.pathChownChangesParent(version: version) {
             let st = following ? try await stat(path) : try await lstat(path)
+            if Self.alreadyOwned(st, uid, gid) { return }
             try Self.checkChownThroughHandle(st, following, path)
             let file = try await open(path, flags: [.read])
             do { try await file.chown(uid: uid, gid: gid, operation: following ? "chown" : "lchown") } catch {
@@ -220,6 +222,11 @@ extension NFSContext {
         Operations.status(following ? "chown" : "lchown", path) {
             following ? Syscalls.chownAsync($0, path, uid, gid, $1) : Syscalls.lchownAsync($0, path, uid, gid, $1)
         }
+    }
+
+    /// The owner asked for is the one it has (as `-1` keeps it): nothing to change, on any kind of file.
+    private static func alreadyOwned(_ st: NFSStat, _ uid: Int32, _ gid: Int32) -> Bool {
+        (uid == -1 || st.uid == UInt32(bitPattern: uid)) && (gid == -1 || st.gid == UInt32(bitPattern: gid))
     }
 
     /// Over NFSv4 only a regular file can be given an owner (through an open
