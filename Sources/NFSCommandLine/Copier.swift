@@ -148,7 +148,8 @@ public final class Copier: Sendable {
     private let planned = Mutex<[(order: Int, step: PlannedAction)]>([])
     /// Destination directories that existed before the copy (with what lstat said), and those the
     /// copy then changed: one left unchanged whose mode, owner and times are already right needs
-    /// no SETATTR, so a repeated copy with nothing to do costs no round trips per directory.
+    /// no SETATTR, so a repeated copy with nothing to do costs no round trips per directory; and
+    /// only one that existed can hold anything for `--delete` to remove.
     private let existingDirectories = Mutex<[FilePath: FileInfo]>([:])
     private let changedDirectories = Mutex<Set<FilePath>>([])
 
@@ -311,6 +312,11 @@ public final class Copier: Sendable {
         return items
     }
 
+    /// `name`'s path below the source operand (`a/b.txt`) from its directory's (`a`, or none at the root).
+    private static func relative(_ directory: [UInt8], _ name: FilePath.Component) -> [UInt8] {
+        directory.isEmpty ? name.bytes : directory + [UInt8(ascii: "/")] + name.bytes
+    }
+
     /// `relative`: `directory`'s path below the source operand, which filters match.
     private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, relative: [UInt8], source: Operand,
                           into target: FilePath, destination: Operand, items: inout [Item]) throws {
@@ -320,8 +326,7 @@ public final class Copier: Sendable {
         for (name, found) in entries {
             let path = directory.appending(name)
             let to = target.appending(name)
-            let nameBytes = name.bytes
-            let below = relative.isEmpty ? nameBytes : relative + [UInt8(ascii: "/")] + nameBytes
+            let below = Self.relative(relative, name)
             // Excluded: neither looked at nor walked, and (with --delete) kept at the destination.
             // (A name that vanished is left out if the rules would leave it out as either kind.)
             let excluded = found.map { options.filter.excludes(below, isDirectory: $0.kind == .directory) }
@@ -422,21 +427,17 @@ public final class Copier: Sendable {
     /// `--delete`: removes what the destination directory holds and its source
     /// does not, unless a rule excludes it or something under the directory failed.
     private func deleteExtras(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) {
-        guard !failedDirectories.withLock({ $0.contains(item.destinationPath) }),
+        // A directory this copy created (or, in a dry run, would create) holds nothing extra.
+        guard existingDirectories.withLock({ $0[item.destinationPath] != nil }),
+              !failedDirectories.withLock({ $0.contains(item.destinationPath) }),
               let names = sourceNames.withLock({ $0[item.destinationPath] }) else { return }
         var shown = item.destinationPath.escapedDescription
         do {
             let fs = try mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            // A directory the dry run would create has nothing to delete.
-            if options.dryRun, listingSlot(item.destinationPath).entries.withLock({ $0??.isEmpty == true }),
-               try fs.info(item.destinationPath, followSymlinks: true) == nil { return }
             for (name, found) in try fs.entries(item.destinationPath) where !names.contains(name) {
-                guard let info = found else { continue }
-                let nameBytes = name.bytes
-                if Self.isTemporary(name) { continue }
-                let relative = item.relative.isEmpty ? nameBytes : item.relative + [UInt8(ascii: "/")] + nameBytes
-                if options.filter.excludes(relative, isDirectory: info.kind == .directory) { continue }
+                guard let info = found, !Self.isTemporary(name) else { continue }
+                if options.filter.excludes(Self.relative(item.relative, name), isDirectory: info.kind == .directory) { continue }
                 let path = item.destinationPath.appending(name)
                 do {
                     try removeTree(path, info, in: fs, order: order, verbose: verbose)
@@ -674,13 +675,12 @@ public final class Copier: Sendable {
     /// per directory and run; a failure here is no reason to fail the copy.
     private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) {
         guard swept.withLock({ $0.insert(fs.display(directory)).inserted }) else { return }
-        let isTemporary = Self.isTemporary
         let candidates: [(FilePath.Component, FileInfo)]
         if let listing = listing(of: directory, in: fs) {
-            candidates = listing.filter { isTemporary($0.key) }.map { ($0.key, $0.value) }
+            candidates = listing.filter { Self.isTemporary($0.key) }.map { ($0.key, $0.value) }
         } else {
             guard let names = try? fs.list(directory) else { return }
-            candidates = names.filter(isTemporary).compactMap { name in
+            candidates = names.filter(Self.isTemporary).compactMap { name in
                 (try? fs.info(directory.appending(name), followSymlinks: false)).flatMap { $0 }.map { (name, $0) }
             }
         }
@@ -706,9 +706,7 @@ public final class Copier: Sendable {
             try fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)
         }
         if let digest {
-            let check = try fs.openRead(path)
-            defer { try? check.close() }
-            guard try sha256(of: check, chunkSize: chunk) == digest else {
+            guard try Self.digest(path, in: fs, chunk: chunk) == digest else {
                 throw FileOperationError(operation: "verify", path: fs.display(item.destinationPath),
                                          reason: "SHA-256 of the copy differs from the source")
             }
