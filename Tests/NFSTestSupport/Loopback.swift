@@ -66,7 +66,8 @@ public func listenLoopback(ipv6: Bool = false) throws -> (Int32, UInt16) {
 /// like a server that stops answering in the middle of a transfer.
 public final class StallingProxy: Sendable {
     public let port: UInt16
-    private let listener: ListeningSocket
+    private let listener: Int32
+    /// The listener and the connections' sockets: each shut down and closed under one lock.
     private let sockets = SocketRegistry()
     private let state = Mutex<(stalled: Bool, closed: Bool, budget: Int?, fromClients: Int, cutBudget: Int?,
                                connections: Int, stalledBelow: Int)>((false, false, nil, 0, nil, 0, 0))
@@ -86,16 +87,15 @@ public final class StallingProxy: Sendable {
     public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
                 cutAfter cutBudget: Int? = nil, ipv6: Bool = false) throws {
         corruptOffset = corruptClientByte
-        listener = try ListeningSocket(ipv6: ipv6)
-        port = listener.port
+        (listener, port) = try listenLoopback(ipv6: ipv6)
+        sockets.add(listener)
         state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
-        let listening = listener.descriptor
         Thread.detachNewThread { [self] in
             // Descriptors are closed only by the threads that use them, once they are done:
             // a number closed under a running thread can be reused by another test's socket.
-            defer { listener.close() }
+            defer { sockets.close(listener) }
             while true {
-                let client = accept(listening, nil, nil)
+                let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
                 let connection = state.withLock { s -> Int? in
@@ -157,40 +157,14 @@ public final class StallingProxy: Sendable {
     /// Closes the listener and every proxied connection, which ends the pump threads.
     public func shutdownAll() {
         state.withLock { $0.closed = true }
-        // Wakes the threads blocked on them; each closes its own descriptors on the way out.
-        listener.shutdown()
+        // Wakes the threads blocked on them (the listener's too); each closes its own descriptors
+        // on the way out. Through the registry: a second call (a cut, then the test's own) must not
+        // reach a closed listener's number, which another test's NFS connection may have reused.
         sockets.shutdownAll()
     }
 }
 
-/// A listening socket that is shut down and closed under one lock. A shutdown
-/// after the accepting thread has closed it (a second `shutdownAll`, or one
-/// after accept failed) would otherwise reach whatever socket reuses the number:
-/// another test's NFS connection, which then sees its peer hang up.
-final class ListeningSocket: Sendable {
-    let port: UInt16
-    /// For the accepting thread, the only one that closes it (through ``close()``).
-    let descriptor: Int32
-    private let open = Mutex(true)
-
-    init(ipv6: Bool = false) throws {
-        (descriptor, port) = try listenLoopback(ipv6: ipv6)
-    }
-
-    /// Wakes the accepting thread (its accept fails), unless the socket is already closed.
-    func shutdown() {
-        open.withLock { if $0 { Platform.shutdown(descriptor, Platform.shutdownBoth) } }
-    }
-
-    func close() {
-        open.withLock { isOpen in
-            if isOpen { _ = Platform.close(descriptor) }
-            isOpen = false
-        }
-    }
-}
-
-/// A proxy's open connection sockets. Closing one and shutting all down happen
+/// A proxy's open sockets (its listener and its connections'). Closing one and shutting all down happen
 /// under one lock, so a shutdown never reaches a number already closed (and
 /// perhaps reused by another test's socket).
 final class SocketRegistry: Sendable {

@@ -13,20 +13,19 @@ import Darwin
 /// report success. Only WRITE replies change; everything else passes as is.
 public final class ZeroWriteProxy: Sendable {
     public let port: UInt16
-    private let listener: ListeningSocket
+    private let listener: Int32
     private let sockets = SocketRegistry()
     /// WRITE replies rewritten so far.
     public var rewritten: Int { count.load(ordering: .relaxed) }
     private let count = Atomic<Int>(0)
 
     public init(forwardingTo targetPort: UInt16) throws {
-        listener = try ListeningSocket()
-        port = listener.port
-        let listening = listener.descriptor
+        (listener, port) = try listenLoopback()
+        sockets.add(listener)
         Thread.detachNewThread { [self] in
-            defer { listener.close() }   // only the threads using a descriptor close it
+            defer { sockets.close(listener) }   // only the threads using a descriptor close it
             while true {
-                let client = accept(listening, nil, nil)
+                let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 guard let upstream = try? connectLoopback(targetPort) else { close(client); continue }
                 let writes = WriteCalls()
@@ -49,8 +48,7 @@ public final class ZeroWriteProxy: Sendable {
     }
 
     public func shutdown() {
-        listener.shutdown()
-        sockets.shutdownAll()
+        sockets.shutdownAll()   // the listener's too
     }
 
     /// Reads whole RPC records (record marking, RFC 5531 §11) from `source`.
