@@ -1,39 +1,89 @@
 /// A file's read buffer and write buffer, kept consistent with each other:
 /// reads flush pending writes first, writes drop the read bytes they overlap.
 ///
-/// Sequential reads grow the read buffer, doubling from `readCapacity` up to
-/// `readAheadLimit`, and each fill is one pipelined batch of RPCs: that is the
-/// read-ahead. Every operation that does I/O has a blocking and an async form;
-/// the decisions are shared, only the waiting differs.
+/// **Reading.** The first fill at a position reads `readCapacity`. A reader
+/// that goes on sequentially is *streamed*: READs of readSize go out ahead of
+/// it, up to `readAheadLimit` bytes, and each one answered and taken is
+/// replaced by the next, so the connection carries a full window even while
+/// the reader is busy elsewhere (on a 10 ms link, one batch at a time spends
+/// most of its time waiting). A read elsewhere, a write or a truncate drops the
+/// stream; a READ answered short ends it (end of file).
+///
+/// **Writing.** Bytes gather in `writeCapacity`; full buffers and large writes
+/// go out as WRITEs that the caller does not wait for, up to `writeBehind`
+/// bytes in flight (the oldest are waited for beyond that). ``flush(_:)`` waits
+/// for all of them, and every operation that looks at the file flushes first,
+/// so a failed WRITE is thrown by the next write, flush, fsync, stat or close.
+///
+/// Every operation that does I/O has a blocking and an async form; the
+/// decisions are shared, only the waiting differs.
 struct FileBuffer {
     let readCapacity: Int
     let writeCapacity: Int
     let readAheadLimit: Int
-    private var readBytes: [UInt8] = []
+    let writeBehind: Int
+    private var readData = ReadData()
     private var readStart: UInt64 = 0
-    private var fillSize: Int
+    /// How much the last fill asked for: a fill answered with less met the end of the file.
+    private var lastFill = 0
     private var writeBytes: [UInt8] = []
     private var writeStart: UInt64 = 0
+    /// READs sent ahead of a sequential reader, in file order (see the type's comment).
+    private var stream: [FileIO.Prefetch] = []
+    private var streaming = false
+    /// Where the stream's next READ starts.
+    private var streamNext: UInt64 = 0
+    /// WRITEs sent and not yet waited for, oldest first, and their bytes.
+    private var inFlight: [FileIO.Write] = []
+    private var inFlightBytes = 0
+    /// Where the last WRITE sent ends.
+    private var inFlightEnd: UInt64 = 0
 
-    init(readCapacity: Int, writeCapacity: Int, readAheadLimit: Int) {
+    /// The bytes of the last fill: a READ's own buffer, so a streamed READ needs no copy to become the buffer.
+    private struct ReadData {
+        var storage: OwnedBytes?
+        var count = 0
+        var isEmpty: Bool { count == 0 }
+        func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+            try body(storage.map { UnsafeRawBufferPointer(rebasing: $0.buffer[..<count]) } ?? UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+    }
+
+    init(readCapacity: Int, writeCapacity: Int, readAheadLimit: Int, writeBehind: Int) {
         self.readCapacity = max(readCapacity, 1)
         self.writeCapacity = max(writeCapacity, 1)
         self.readAheadLimit = max(readAheadLimit, self.readCapacity)
-        self.fillSize = self.readCapacity
+        self.writeBehind = max(writeBehind, 0)
     }
 
     var pendingWriteCount: Int { writeBytes.count }
-    private var readEnd: UInt64 { readStart + UInt64(readBytes.count) }
+    private var readEnd: UInt64 { readStart + UInt64(readData.count) }
     private var writeEnd: UInt64 { writeStart + UInt64(writeBytes.count) }
 
-    /// Forgets pending writes (after a failed close, where nothing can send them).
+    /// Forgets pending writes (after a failed close, where nothing can send them) and
+    /// the read stream. WRITEs already sent are left to finish: nobody waits for them.
     mutating func discard() {
         writeBytes = []
-        readBytes = []
+        readData = ReadData()
+        dropStream()
+        inFlight = []
+        inFlightBytes = 0
     }
 
     mutating func invalidateRead(from start: UInt64, count: Int) {
-        if start < readEnd && start + UInt64(count) > readStart { readBytes.removeAll(keepingCapacity: true) }
+        let end = start.addingReportingOverflow(UInt64(clamping: count))
+        let last = end.overflow ? UInt64.max : end.partialValue
+        if start < max(readEnd, streaming ? streamNext : 0) && last > readStart {
+            readData = ReadData()
+            dropStream()
+        }
+    }
+
+    /// Abandons the READs sent ahead: their replies, still due, touch nothing.
+    private mutating func dropStream() {
+        for read in stream { read.request.finish(CancellationError()) }
+        stream = []
+        streaming = false
     }
 
     // MARK: Decisions
@@ -42,31 +92,57 @@ struct FileBuffer {
     private func copyBuffered(at position: UInt64, into destination: UnsafeMutableRawBufferPointer) -> Int {
         guard position >= readStart && position < readEnd else { return 0 }
         let offset = Int(position - readStart)
-        let count = min(readBytes.count - offset, destination.count)
-        readBytes.withUnsafeBytes { source in
+        let count = min(readData.count - offset, destination.count)
+        readData.withBytes { source in
             destination.baseAddress!.copyMemory(from: source.baseAddress!.advanced(by: offset), byteCount: count)
         }
         return count
     }
 
-    /// How much the next fill at `position` reads: twice the last when it
-    /// continues the last one (a sequential reader), up to the read-ahead limit.
-    private mutating func nextFillSize(at position: UInt64) -> Int {
-        fillSize = position == readEnd && !readBytes.isEmpty ? min(fillSize * 2, readAheadLimit) : readCapacity
-        return fillSize
+    /// True when a read of `remaining` bytes at `position` should bypass the buffer (and no stream serves it).
+    private func readsDirectly(_ remaining: Int, at position: UInt64) -> Bool {
+        remaining >= readAheadLimit && !(streaming && stream.first?.offset == position)
     }
 
-    /// True when a read of `remaining` bytes should bypass the buffer.
-    private func readsDirectly(_ remaining: Int) -> Bool { remaining >= readAheadLimit }
-
     /// Where a line read at `position` stands: the bytes to add, and whether they end the line.
-    private func lineSegment(at position: UInt64) -> (bytes: ArraySlice<UInt8>, complete: Bool)? {
+    private func lineSegment(at position: UInt64) -> (bytes: [UInt8], complete: Bool)? {
         guard position >= readStart && position < readEnd else { return nil }
         let offset = Int(position - readStart)
-        if let newline = readBytes[offset...].firstIndex(of: UInt8(ascii: "\n")) {
-            return (readBytes[offset...newline], true)
+        return readData.withBytes { bytes in
+            let rest = bytes[offset...]
+            if let newline = rest.firstIndex(of: UInt8(ascii: "\n")) {
+                return (Array(bytes[offset...newline]), true)
+            }
+            return (Array(rest), false)
         }
-        return (readBytes[offset...], false)
+    }
+
+    /// The streamed READ that starts at `position`, after sending READs ahead up to
+    /// the read-ahead limit; nil when no stream serves `position`, which starts
+    /// one when the reader continues where the last fill ended.
+    private mutating func streamed(at position: UInt64, _ io: FileIO) -> FileIO.Prefetch? {
+        if streaming && stream.first?.offset != position { dropStream() }
+        if !streaming {
+            let sequential = position == readEnd && !readData.isEmpty && readData.count == lastFill
+            guard sequential && readAheadLimit > readCapacity else { return nil }
+            streaming = true
+            streamNext = position
+        }
+        let depth = max(readAheadLimit / io.readChunk, 1)
+        while stream.count < depth {
+            let read = io.prefetch(at: streamNext, count: io.readChunk)
+            stream.append(read)
+            streamNext += UInt64(io.readChunk)
+        }
+        return stream.removeFirst()
+    }
+
+    /// Takes a streamed READ's answer as the buffer; a short one ends the stream (end of file).
+    private mutating func took(_ read: FileIO.Prefetch, count: Int) {
+        readStart = read.offset
+        readData = ReadData(storage: read.bytes, count: count)
+        lastFill = read.bytes.buffer.count
+        if count < read.bytes.buffer.count { dropStream() }
     }
 
     /// Adds to the pending bytes what fits of `source`; returns the count taken.
@@ -79,6 +155,37 @@ struct FileBuffer {
     /// After the pending bytes were sent.
     private mutating func sent() { writeBytes.removeAll(keepingCapacity: true) }
 
+    /// True when a write at `position` goes on where the pending bytes, or else the WRITEs in flight, end.
+    private func continues(at position: UInt64) -> Bool {
+        writeBytes.isEmpty ? inFlight.isEmpty || position == inFlightEnd : position == writeEnd
+    }
+
+    /// Sends `bytes` at `offset` without waiting; ``settle(_:keeping:)`` waits.
+    private mutating func send(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, _ io: FileIO) {
+        inFlightEnd = offset + UInt64(bytes.count)
+        for write in io.writes(offset, bytes) {
+            io.context.engine.submit(write.request)
+            inFlight.append(write)
+            inFlightBytes += write.bytes.buffer.count
+        }
+    }
+
+    /// The oldest WRITE in flight, once more than `limit` bytes are.
+    private mutating func oldest(over limit: Int) -> FileIO.Write? {
+        guard !inFlight.isEmpty && inFlightBytes > limit else { return nil }
+        let write = inFlight.removeFirst()
+        inFlightBytes -= write.bytes.buffer.count
+        return write
+    }
+
+    /// After a WRITE in flight failed: the others are abandoned (those not yet sent never are).
+    private mutating func abandonWrites(_ error: any Error, _ io: FileIO) -> any Error {
+        for write in inFlight { write.request.finish(error) }
+        inFlight = []
+        inFlightBytes = 0
+        return io.context.noted(error)
+    }
+
     /// The pending writes as requests of writeSize, for a close nobody waits for.
     func pendingWrites(_ io: FileIO) -> [(request: Request<Int>, count: Int)] {
         let requests = writeBytes.withUnsafeBytes { io.writeBatch(writeStart, $0) }
@@ -89,8 +196,20 @@ struct FileBuffer {
 
     // MARK: Blocking
 
-    /// Sends the pending writes. On failure they stay pending, so a later flush or close retries them.
+    /// Waits until at most `limit` bytes of WRITEs are in flight.
+    private mutating func settle(_ io: FileIO, keeping limit: Int) throws {
+        while let write = oldest(over: limit) {
+            do { try write.finish(try write.request.wait(), io) } catch { throw abandonWrites(error, io) }
+        }
+    }
+
+    /// Waits for every WRITE in flight (before a call whose order against them matters).
+    mutating func waitForWrites(_ io: FileIO) throws { try settle(io, keeping: 0) }
+
+    /// Waits for the WRITEs in flight, then sends the pending bytes. On failure the pending
+    /// bytes stay, so a later flush or close retries them.
     mutating func flush(_ io: FileIO) throws {
+        try settle(io, keeping: 0)
         guard !writeBytes.isEmpty else { return }
         let start = writeStart
         try writeBytes.withUnsafeBytes { try io.pwrite(offset: start, $0) }
@@ -98,11 +217,16 @@ struct FileBuffer {
     }
 
     private mutating func fill(at position: UInt64, _ io: FileIO) throws {
-        let size = nextFillSize(at: position)
-        readStart = position
-        readBytes = try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            initialized = try io.pread(offset: position, into: UnsafeMutableRawBufferPointer(buffer))
+        if let read = streamed(at: position, io) {
+            let count: Int
+            do { count = try read.request.wait() } catch { dropStream(); throw io.context.noted(error) }
+            return took(read, count: count)
         }
+        let storage = OwnedBytes(count: readCapacity)
+        let count = try io.pread(offset: position, into: storage.buffer)
+        readStart = position
+        readData = ReadData(storage: storage, count: count)
+        lastFill = storage.buffer.count
     }
 
     /// Reads up to `destination.count` bytes at `position`; fewer only at end of file.
@@ -115,15 +239,16 @@ struct FileBuffer {
             let copied = copyBuffered(at: pos, into: rest)
             if copied > 0 {
                 done += copied
-            } else if readsDirectly(rest.count) {
+            } else if readsDirectly(rest.count, at: pos) {
                 // Large reads go straight into the caller's memory, in pipelined RPCs.
+                dropStream()
                 done += try io.pread(offset: pos, into: rest)
                 break
             } else {
                 try fill(at: pos, io)
-                if readBytes.isEmpty { break }
+                if readData.isEmpty { break }
                 // A fill shorter than asked met the end of the file: asking again would only be told so.
-                if readBytes.count < fillSize {
+                if readData.count < lastFill {
                     done += copyBuffered(at: pos, into: rest)
                     break
                 }
@@ -140,7 +265,7 @@ struct FileBuffer {
         while true {
             guard let segment = lineSegment(at: pos) else {
                 try fill(at: pos, io)
-                if readBytes.isEmpty { break }
+                if readData.isEmpty { break }
                 continue
             }
             line.append(contentsOf: segment.bytes)
@@ -150,54 +275,49 @@ struct FileBuffer {
         return line
     }
 
-    /// Buffers `source` for writing at `position`, sending full buffers as they fill.
+    /// Buffers `source` for writing at `position`; full buffers and whole multiples of
+    /// the buffer's size go out without waiting, within the write-behind limit.
     mutating func write(_ source: UnsafeRawBufferPointer, at position: UInt64, _ io: FileIO) throws {
         guard !source.isEmpty else { return }
-        invalidateRead(from: position, count: source.count)
-        if !writeBytes.isEmpty && writeEnd != position { try flush(io) }
-        var rest = source[...]
-        var pos = position
-        if !writeBytes.isEmpty {
-            let keep = writeBytes.count
-            let take = gather(rest)
-            rest = rest.dropFirst(take)
-            pos += UInt64(take)
-            if writeBytes.count >= writeCapacity {
-                do { try flush(io) } catch {
-                    // This write throws and the position stays put, so none of its
-                    // bytes may wait here to be sent by a later flush or close.
-                    writeBytes.removeSubrange(keep...)
-                    throw error
-                }
-            }
-        }
-        let direct = rest.count - rest.count % writeCapacity
-        if direct > 0 {
-            try io.pwrite(offset: pos, UnsafeRawBufferPointer(rebasing: rest.prefix(direct)))
-            rest = rest.dropFirst(direct)
-            pos += UInt64(direct)
-        }
-        if !rest.isEmpty {
-            writeStart = pos
-            writeBytes.append(contentsOf: rest)
-        }
+        // An earlier WRITE's failure is thrown before any of these bytes are taken. A write
+        // elsewhere waits for every WRITE out: two in flight over the same bytes could land in either order.
+        if continues(at: position) { try settle(io, keeping: writeBehind) } else { try flush(io) }
+        let (rest, undo) = sendWhole(source[...], at: position, io)
+        do { try settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
+        writeBytes.append(contentsOf: rest)
     }
 
     // MARK: Async
 
+    /// ``settle(_:keeping:)``, suspending the task.
+    private mutating func settle(_ io: FileIO, keeping limit: Int) async throws {
+        while let write = oldest(over: limit) {
+            do { try await write.finish(try await write.request.value(), io) } catch { throw abandonWrites(error, io) }
+        }
+    }
+
+    /// ``waitForWrites(_:)``, suspending the task.
+    mutating func waitForWrites(_ io: FileIO) async throws { try await settle(io, keeping: 0) }
+
     /// ``flush(_:)``, suspending the task.
     mutating func flush(_ io: FileIO) async throws {
+        try await settle(io, keeping: 0)
         guard !writeBytes.isEmpty else { return }
         try await io.pwrite(offset: writeStart, writeBytes[...])
         sent()
     }
 
     private mutating func fill(at position: UInt64, _ io: FileIO) async throws {
-        let size = nextFillSize(at: position)
-        let bytes = OwnedBytes(count: size)
-        let count = try await io.pread(offset: position, into: UnsafeMutableRawBufferPointer(rebasing: bytes.buffer[..<size]))
+        if let read = streamed(at: position, io) {
+            let count: Int
+            do { count = try await read.request.value() } catch { dropStream(); throw io.context.noted(error) }
+            return took(read, count: count)
+        }
+        let storage = OwnedBytes(count: readCapacity)
+        let count = try await io.pread(offset: position, into: storage.buffer)
         readStart = position
-        readBytes = Array(UnsafeRawBufferPointer(rebasing: bytes.buffer[..<count]))
+        readData = ReadData(storage: storage, count: count)
+        lastFill = storage.buffer.count
     }
 
     /// ``read(at:into:_:)``, suspending the task.
@@ -210,14 +330,15 @@ struct FileBuffer {
             let copied = copyBuffered(at: pos, into: rest)
             if copied > 0 {
                 done += copied
-            } else if readsDirectly(rest.count) {
+            } else if readsDirectly(rest.count, at: pos) {
+                dropStream()
                 done += try await io.pread(offset: pos, into: rest)
                 break
             } else {
                 try await fill(at: pos, io)
-                if readBytes.isEmpty { break }
+                if readData.isEmpty { break }
                 // A fill shorter than asked met the end of the file: asking again would only be told so.
-                if readBytes.count < fillSize {
+                if readData.count < lastFill {
                     done += copyBuffered(at: pos, into: rest)
                     break
                 }
@@ -234,7 +355,7 @@ struct FileBuffer {
         while true {
             guard let segment = lineSegment(at: pos) else {
                 try await fill(at: pos, io)
-                if readBytes.isEmpty { break }
+                if readData.isEmpty { break }
                 continue
             }
             line.append(contentsOf: segment.bytes)
@@ -247,31 +368,56 @@ struct FileBuffer {
     /// ``write(_:at:_:)``, suspending the task.
     mutating func write(_ source: ArraySlice<UInt8>, at position: UInt64, _ io: FileIO) async throws {
         guard !source.isEmpty else { return }
+        if continues(at: position) { try await settle(io, keeping: writeBehind) } else { try await flush(io) }
+        let (rest, undo) = source.withUnsafeBytes { sendWhole($0[...], at: position, io) }
+        do { try await settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
+        writeBytes.append(contentsOf: rest)
+    }
+
+    // MARK: Writing, shared
+
+    /// What a write found pending, to put back when it throws.
+    private struct Undo {
+        let start: UInt64
+        let count: Int
+        /// The buffer, when the write filled and sent it.
+        var sent: [UInt8]?
+    }
+
+    /// Adds `source` to the pending bytes, sending a buffer that fills and the whole buffers
+    /// that follow (without waiting); returns what is left to buffer (at `writeStart`).
+    private mutating func sendWhole(_ source: Slice<UnsafeRawBufferPointer>, at position: UInt64,
+                                    _ io: FileIO) -> (rest: [UInt8], undo: Undo) {
         invalidateRead(from: position, count: source.count)
-        if !writeBytes.isEmpty && writeEnd != position { try await flush(io) }
-        var rest = source[...]
+        var undo = Undo(start: writeStart, count: writeBytes.count)
+        var rest = source
         var pos = position
         if !writeBytes.isEmpty {
-            let keep = writeBytes.count
             let take = gather(rest)
             rest = rest.dropFirst(take)
             pos += UInt64(take)
             if writeBytes.count >= writeCapacity {
-                do { try await flush(io) } catch {
-                    writeBytes.removeSubrange(keep...)
-                    throw error
-                }
+                let full = writeBytes
+                full.withUnsafeBytes { send($0, at: writeStart, io) }
+                undo.sent = full
+                sent()
             }
         }
         let direct = rest.count - rest.count % writeCapacity
         if direct > 0 {
-            try await io.pwrite(offset: pos, rest.prefix(direct))
+            send(UnsafeRawBufferPointer(rebasing: rest.prefix(direct)), at: pos, io)
             rest = rest.dropFirst(direct)
             pos += UInt64(direct)
         }
-        if !rest.isEmpty {
-            writeStart = pos
-            writeBytes.append(contentsOf: rest)
-        }
+        if writeBytes.isEmpty { writeStart = pos }
+        return (Array(rest), undo)
+    }
+
+    /// A write that throws leaves the position put, so none of its bytes may wait in the
+    /// buffer for a later flush or close to send; the bytes pending before it stay pending.
+    private mutating func failedWrite(_ error: any Error, _ undo: Undo) -> any Error {
+        writeBytes = Array((undo.sent ?? writeBytes).prefix(undo.count))
+        writeStart = undo.start
+        return error
     }
 }

@@ -87,10 +87,59 @@ struct FileIO: Sendable {
     }
 
     func writeBatch(_ offset: UInt64, _ bytes: UnsafeRawBufferPointer) -> [Request<Int>] {
-        stride(from: 0, to: bytes.count, by: writeChunk).map { start in
-            let piece = UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeChunk, bytes.count)])
-            return Operations.pwrite(fh, path, offset: offset + UInt64(start), bytes: OwnedBytes(copying: piece))
+        writes(offset, bytes).map(\.request)
+    }
+
+    /// A WRITE sent without waiting (write-behind), with the bytes it carries.
+    struct Write {
+        let offset: UInt64
+        let bytes: OwnedBytes
+        let request: Request<Int>
+
+        /// After the server answered `count`: sends the rest of a short WRITE (and waits);
+        /// a WRITE the server accepted none of is an error.
+        func finish(_ count: Int, _ io: FileIO) throws {
+            guard let rest = try rest(after: count, io) else { return }
+            try io.pwrite(offset: offset + UInt64(count), rest)
         }
+
+        func finish(_ count: Int, _ io: FileIO) async throws {
+            guard let rest = try rest(after: count, io) else { return }
+            try await io.pwrite(offset: offset + UInt64(count), Array(rest)[...])
+        }
+
+        private func rest(after count: Int, _ io: FileIO) throws -> UnsafeRawBufferPointer? {
+            let size = bytes.buffer.count
+            if count >= size { return nil }
+            if count <= 0 {
+                throw NFSError(code: .ioError, operation: "write", path: io.path, detail: "the server accepted 0 of \(size) bytes")
+            }
+            return UnsafeRawBufferPointer(rebasing: bytes.buffer[count...])
+        }
+    }
+
+    /// `bytes` at `offset` as WRITEs of writeSize, each owning a copy of its piece; not yet submitted.
+    func writes(_ offset: UInt64, _ bytes: UnsafeRawBufferPointer) -> [Write] {
+        stride(from: 0, to: bytes.count, by: writeChunk).map { start in
+            let piece = OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeChunk, bytes.count)]))
+            let at = offset + UInt64(start)
+            return Write(offset: at, bytes: piece, request: Operations.pwrite(fh, path, offset: at, bytes: piece))
+        }
+    }
+
+    /// A READ sent ahead of a sequential reader, into a buffer of its own.
+    struct Prefetch {
+        let offset: UInt64
+        let bytes: OwnedBytes
+        let request: Request<Int>
+    }
+
+    /// Submits one READ of `count` bytes at `offset` without waiting for it.
+    func prefetch(at offset: UInt64, count: Int) -> Prefetch {
+        let bytes = OwnedBytes(count: count)
+        let request = Operations.pread(fh, path, offset: offset, into: bytes.buffer)
+        context.engine.submit(request)
+        return Prefetch(offset: offset, bytes: bytes, request: request)
     }
 
     private func writeProgress(_ counts: [Int], _ requested: Int) throws -> Int {

@@ -57,7 +57,8 @@ public final class NFSFileHandle: Sendable {
         self.storage = Storage(State(fh: fh, position: position, buffer: FileBuffer(
             readCapacity: readCapacity,
             writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
-            readAheadLimit: max(readCapacity, context.readAhead))))
+            readAheadLimit: max(readCapacity, context.readAhead),
+            writeBehind: context.options.writeBehind)))
         context.register(self)
     }
 
@@ -554,12 +555,18 @@ public final class NFSFileHandle: Sendable {
     /// Sets the file's permission bits. Maps `nfs_fchmod`.
     /// - Throws: ``NFSError``.
     public func chmod(mode: Int) throws {
-        try withOpenFile("chmod") { _, io in try context.run(Self.chmodRequest(io, mode)) }
+        try withOpenFile("chmod") { state, io in
+            try state.buffer.waitForWrites(io)
+            try context.run(Self.chmodRequest(io, mode))
+        }
     }
 
     /// ``chmod(mode:)``, suspending the task instead of blocking the thread.
     public func chmod(mode: Int) async throws {
-        try await withOpenFile("chmod") { _, io in try await context.run(Self.chmodRequest(io, mode)) }
+        try await withOpenFile("chmod") { state, io in
+            try await state.buffer.waitForWrites(io)
+            try await context.run(Self.chmodRequest(io, mode))
+        }
     }
 
     private static func chmodRequest(_ io: FileIO, _ mode: Int) -> Request<Void> {
@@ -568,11 +575,17 @@ public final class NFSFileHandle: Sendable {
 
     /// Sets the file's owner and group. Maps `nfs_fchown`.
     func chown(uid: Int32, gid: Int32, operation: String) throws {
-        try withOpenFile(operation) { _, io in try context.run(Self.chownRequest(io, uid, gid, operation)) }
+        try withOpenFile(operation) { state, io in
+            try state.buffer.waitForWrites(io)
+            try context.run(Self.chownRequest(io, uid, gid, operation))
+        }
     }
 
     func chown(uid: Int32, gid: Int32, operation: String) async throws {
-        try await withOpenFile(operation) { _, io in try await context.run(Self.chownRequest(io, uid, gid, operation)) }
+        try await withOpenFile(operation) { state, io in
+            try await state.buffer.waitForWrites(io)
+            try await context.run(Self.chownRequest(io, uid, gid, operation))
+        }
     }
 
     private static func chownRequest(_ io: FileIO, _ uid: Int32, _ gid: Int32, _ operation: String) -> Request<Void> {

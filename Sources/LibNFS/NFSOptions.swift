@@ -27,8 +27,9 @@ public struct NFSOptions: Sendable, Hashable {
     /// How far a file handle reads ahead of a sequential reader, in bytes;
     /// nil: the URL's `readahead`, else 8 × the context's `readSize` (the
     /// server's readMax, at most 1 MiB). LibNFS does it on every libnfs
-    /// version: a sequential reader's buffer doubles up to this size, each
-    /// fill one batch of RPCs in flight together. libnfs's own
+    /// version: once a reader continues where its last read ended, READs of
+    /// readSize go out ahead of it up to this many bytes, each one taken
+    /// replaced by the next, so they stay in flight while the reader works. libnfs's own
     /// read-ahead (4.x-5.x) is never turned on: it breaks concurrent reads of
     /// one file.
     public var readahead: Int? = nil
@@ -39,6 +40,13 @@ public struct NFSOptions: Sendable, Hashable {
     public var readBufferSize: Int? = nil
     /// Size of a file handle's write buffer; nil uses the context's `writeSize`.
     public var writeBufferSize: Int? = nil
+    /// How many bytes of a file handle's sequential writes may be in flight
+    /// while `write` returns (write-behind). 0, the default, makes every write
+    /// that sends wait for the server's answer, so it throws its own errors.
+    /// With more, a sequential writer keeps WRITEs in flight across calls (on a
+    /// 10 ms round trip that hides most of the wait), and a WRITE that fails
+    /// is thrown by the handle's next write, flush, fsync, stat or close.
+    public var writeBehind: Int = 0
     /// The most requests the context's engine keeps in flight on its
     /// connection at once; more wait in its queue. Large reads and writes
     /// are split into requests of readSize/writeSize, so this also bounds the
@@ -55,11 +63,11 @@ public struct NFSOptions: Sendable, Hashable {
     public init(timeout: Duration? = .seconds(30), uid: Int? = nil, gid: Int? = nil, version: Version? = nil,
                 readahead: Int? = nil, autoreconnect: Int? = nil,
                 readBufferSize: Int? = nil, writeBufferSize: Int? = nil,
-                maxRequestsInFlight: Int = 64, noDelay: Bool = true) {
+                maxRequestsInFlight: Int = 64, noDelay: Bool = true, writeBehind: Int = 0) {
         self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
         self.readahead = readahead; self.autoreconnect = autoreconnect
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
-        self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay
+        self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay; self.writeBehind = writeBehind
     }
 
     /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction

@@ -30,7 +30,10 @@ public struct CopyOptions: Sendable {
     public var sparse = false
     /// Files in flight at once; 16 measured best for a tree of small files at a 2 ms round trip.
     public var jobs = 16
-    public var nfs = NFSOptions()
+    /// The mounts' settings. Writes go out 8 MiB ahead of the answers (write-behind): a file
+    /// is judged by its close anyway, and on a 10 ms round trip waiting for each chunk's
+    /// WRITEs made a 64 MiB upload take 1.9 times its time without delay.
+    public var nfs = NFSOptions(writeBehind: 8 << 20)
     public init() {}
 }
 

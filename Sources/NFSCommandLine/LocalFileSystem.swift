@@ -150,8 +150,19 @@ struct LocalFile: FileReader, FileWriter {
         return done
     }
     func write(_ buffer: UnsafeRawBufferPointer) throws {
-        do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
+        do {
+            // In pieces of at most 1 MiB: on the 6.x kernels measured here, write(2)s of 4 MiB
+            // into new page cache sometimes spent 0.5-1 s of system time per 256 MiB in
+            // copy_folio_from_iter_atomic (4 of 16 dd runs at bs=4M; none of 16 at 1M or 256K).
+            var start = 0
+            while start < buffer.count {
+                let end = min(start + Self.writePiece, buffer.count)
+                _ = try fd.writeAll(UnsafeRawBufferPointer(rebasing: buffer[start..<end]))
+                start = end
+            }
+        } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
     }
+    static let writePiece = 1 << 20
     func skip(_ count: Int) throws {
         do { _ = try fd.seek(offset: Int64(count), from: .current) }
         catch let e as Errno { throw FileOperationError(code: e, operation: "seek", path: path) }

@@ -149,7 +149,9 @@ struct NFSCopyCommand: ParsableCommand {
             throw ExitCode(2)
         }
         options.jobs = jobs
-        options.nfs = NFSOptions(timeout: .milliseconds(Int64((timeout * 1000).rounded(.up))), uid: uid, gid: gid)
+        options.nfs.timeout = .milliseconds(Int64((timeout * 1000).rounded(.up)))
+        options.nfs.uid = uid
+        options.nfs.gid = gid
         let progressLine = ProgressLine(enabled: progress ?? Terminal.standardErrorIsInteractive)
         let copier = Copier(options: options, progress: progressLine) { line in
             progressLine.pauseWhile { CommandLineTool.printError("nfs-cp: \(line)") }

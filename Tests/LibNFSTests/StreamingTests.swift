@@ -1,0 +1,157 @@
+import Foundation
+import LibNFS
+import NFSTestSupport
+import SystemPackage
+import Testing
+
+/// READs sent ahead of a sequential reader, and WRITEs left in flight by a
+/// sequential writer (`NFSOptions.writeBehind`): every byte checked on disk.
+@Suite("Streamed reads and write-behind", TestServer.required)
+struct StreamingTests {
+    /// Reads the whole file through `file` in pieces of `piece` bytes.
+    static func readAll(_ file: NFSFileHandle, piece: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        while case let bytes = try file.read(piece), !bytes.isEmpty { result += bytes }
+        return result
+    }
+
+    @Test("a sequential reader gets exactly the bytes on disk to the end, in small and large pieces")
+    func sequentialReads() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("stream-read")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        // Not a multiple of readSize, and longer than the read-ahead, so the stream runs and ends mid-READ.
+        let bytes = randomBytes(3 * nfs.readAhead + 12_345)
+        try scratch.writeLocal("f", bytes)
+        for piece in [7919, nfs.readSize, 3 << 20] {
+            let read = try nfs.withFile(scratch.path("f")) { try Self.readAll($0, piece: piece) }
+            #expect(read == bytes, "pieces of \(piece)")
+        }
+    }
+
+    @Test("an async sequential reader gets exactly the bytes on disk to the end")
+    func asyncSequentialReads() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("stream-read-async")
+        defer { scratch.cleanUp() }
+        let nfs = try await NFSContext(url: server.url.description)
+        defer { try? nfs.close() }
+        let bytes = randomBytes(3 * nfs.readAhead + 12_345)
+        try scratch.writeLocal("f", bytes)
+        let file = try await nfs.open(scratch.path("f"))
+        var read: [UInt8] = []
+        while case let more = try await file.read(100_000), !more.isEmpty { read += more }
+        try await file.close()
+        #expect(read == bytes, "async")
+    }
+
+    @Test("a reader that seeks back, or writes and truncates ahead of itself, reads what is on the server now")
+    func streamDroppedByChangesAndSeeks() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("stream-change")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount()
+        defer { try? nfs.close() }
+        let size = 12 << 20
+        var expected = randomBytes(size)
+        try scratch.writeLocal("f", expected)
+        let file = try nfs.open(scratch.path("f"), mode: "r+")
+        defer { try? file.close() }
+        let step = nfs.readSize / 2
+        // The second fill continues the first, which starts the stream: READs up to
+        // 1.5 × readSize + readahead go out. Given time, they are answered and held.
+        for i in 0..<3 { #expect(try file.read(step) == Array(expected[(i * step)..<((i + 1) * step)])) }
+        Thread.sleep(forTimeInterval: 0.3)
+        // A write through the handle ahead of the position, in the streamed range.
+        let patch = randomBytes(1000)
+        try file.pwrite(patch, offset: 5 << 20)
+        expected.replaceSubrange((5 << 20)..<((5 << 20) + 1000), with: patch)
+        #expect(try file.read(6 << 20) == Array(expected[(3 * step)..<(3 * step + (6 << 20))]))
+        // Back to the start, then on sequentially again.
+        try file.seek(0)
+        #expect(try Self.readAll(file, piece: 1 << 20) == expected)
+        // A truncate ahead of a streaming reader ends the file there.
+        try file.seek(0)
+        for _ in 0..<3 { _ = try file.read(step) }
+        Thread.sleep(forTimeInterval: 0.3)
+        try file.truncate(3 << 20)
+        #expect(try Self.readAll(file, piece: 65_536) == Array(expected[(3 * step)..<(3 << 20)]))
+        #expect(try scratch.readLocal("f") == Array(expected[..<(3 << 20)]))
+    }
+
+    @Test("with write-behind, a sequential writer's bytes all land, and bytes rewritten while in flight land last")
+    func writeBehindLandsInOrder() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("write-behind")
+        defer { scratch.cleanUp() }
+        let nfs = try server.mount(NFSOptions(writeBehind: 8 << 20))
+        defer { try? nfs.close() }
+        var expected = randomBytes(21 << 20 + 4321)
+        let file = try nfs.open(scratch.path("f"), mode: "w")
+        var offset = 0
+        for piece in [7919, 3 << 20, 1 << 20, 12_345].cycled(until: expected.count) {
+            let end = min(offset + piece, expected.count)
+            try file.write(expected[offset..<end])
+            offset = end
+        }
+        // Back over bytes whose WRITEs may still be in flight: the newer bytes must win.
+        try file.seek(Int64(offset - (2 << 20)))
+        let patch = randomBytes(5000)
+        try file.write(patch)
+        expected.replaceSubrange((offset - (2 << 20))..<(offset - (2 << 20) + 5000), with: patch)
+        try file.close()
+        #expect(try scratch.readLocal("f") == expected)
+    }
+
+    @Test("with write-behind, an async sequential writer's bytes all land")
+    func asyncWriteBehind() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("write-behind-async")
+        defer { scratch.cleanUp() }
+        let nfs = try await NFSContext(url: server.url.description, options: NFSOptions(writeBehind: 8 << 20))
+        defer { try? nfs.close() }
+        let expected = randomBytes(21 << 20 + 4321)
+        let again = try await nfs.open(scratch.path("g"), mode: "w")
+        for start in stride(from: 0, to: expected.count, by: 3 << 20) {
+            try await again.write(expected[start..<min(start + (3 << 20), expected.count)])
+        }
+        try await again.close()
+        #expect(try scratch.readLocal("g") == expected)
+    }
+
+    @Test("with write-behind, a WRITE the server refuses after write returned is thrown by the next flush, naming the file")
+    func writeBehindReportsLateFailure() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("write-behind-fails")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("f", Array("before".utf8))
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: scratch.local("f"))
+        let nfs = try server.mount(NFSOptions(uid: 1000, gid: 1000, writeBehind: 8 << 20))
+        defer { try? nfs.close() }
+        let file = try nfs.open(scratch.path("f"), mode: "r+")
+        // Open while writable by all; then only root may write.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: scratch.local("f"))
+        try file.write(randomBytes(4 << 20))   // within the write-behind: returns without an answer
+        #expect { try file.flush() } throws: { error in
+            guard let error = error as? NFSError else { return false }
+            return [.permissionDenied, .ioError].contains(error.code) && error.description.contains(scratch.path("f"))
+        }
+        try? file.close()
+        #expect(try scratch.readLocal("f") == Array("before".utf8))
+    }
+}
+
+extension Array where Element == Int {
+    /// The elements over and over, until their sum reaches `total`.
+    func cycled(until total: Int) -> [Int] {
+        var result: [Int] = [], sum = 0, i = 0
+        while sum < total {
+            result.append(self[i % count])
+            sum += self[i % count]
+            i += 1
+        }
+        return result
+    }
+}
