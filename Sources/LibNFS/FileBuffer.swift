@@ -33,6 +33,9 @@ struct FileBuffer {
     private var streaming = false
     /// Where the stream's next READ starts.
     private var streamNext: UInt64 = 0
+    /// How many READs the stream keeps out: 2 at first, doubling with each one answered
+    /// whole up to the read-ahead limit, so a file that ends soon costs few READs past its end.
+    private var streamDepth = 2
     /// WRITEs sent and not yet waited for, oldest first, and their bytes.
     private var inFlight: [FileIO.Write] = []
     private var inFlightBytes = 0
@@ -127,8 +130,9 @@ struct FileBuffer {
             guard sequential && readAheadLimit > readCapacity else { return nil }
             streaming = true
             streamNext = position
+            streamDepth = 2
         }
-        let depth = max(readAheadLimit / io.readChunk, 1)
+        let depth = min(streamDepth, max(readAheadLimit / io.readChunk, 1))
         while stream.count < depth {
             let read = io.prefetch(at: streamNext, count: io.readChunk)
             stream.append(read)
@@ -142,7 +146,7 @@ struct FileBuffer {
         readStart = read.offset
         readData = ReadData(storage: read.bytes, count: count)
         lastFill = read.bytes.buffer.count
-        if count < read.bytes.buffer.count { dropStream() }
+        if count < read.bytes.buffer.count { dropStream() } else { streamDepth = min(streamDepth * 2, 1 << 16) }
     }
 
     /// Adds to the pending bytes what fits of `source`; returns the count taken.

@@ -327,7 +327,8 @@ public final class NFSFileHandle: Sendable {
 
     /// Writes every byte of `bytes` at the current position (at end of file in
     /// append mode) and advances it. Bytes may wait in the buffer until
-    /// ``flush()``, ``fsync()`` or ``close()``.
+    /// ``flush()``, ``fsync()`` or ``close()``; with ``NFSOptions/writeBehind``,
+    /// sent ones may still be in flight, and their errors come from the next call.
     /// - Throws: ``NFSError``; a short write is an error, never silent.
     public func write(_ bytes: some Sequence<UInt8>) throws {
         let done: Void? = try bytes.withContiguousStorageIfAvailable { try write(raw: UnsafeRawBufferPointer($0)) }
