@@ -624,10 +624,14 @@ public final class Copier: Sendable {
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
         changing(item.destinationPath)
         if !options.inplace { sweepStaleTemporaries(in: directory, of: targetFS) }
+        // A mode the create itself gives exactly (the owner may write; no set-id or sticky bit;
+        // nothing a local create's umask would clear) needs no SETATTR: one round trip less per file.
+        let modeAtCreate = !options.inplace && permissions & 0o200 != 0 && permissions & 0o7000 == 0
+            && permissions & umask == 0
         let writer: any FileWriter
         do {
             writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
-                                     : try targetFS.createExclusive(writePath, permissions: 0o600)
+                                     : try targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600)
         } catch var error as FileOperationError {
             // The temporary name means nothing to the user; the destination does.
             error.operation = "create"
@@ -644,8 +648,8 @@ public final class Copier: Sendable {
         }
         // Errors name the destination: the temporary name means nothing to the user.
         do {
-            try writeFile(item, reader: reader, writer: writer, closed: &closed,
-                          writePath: writePath, sourceFS: sourceFS, targetFS: targetFS, permissions: permissions)
+            try writeFile(item, reader: reader, writer: writer, closed: &closed, writePath: writePath,
+                          sourceFS: sourceFS, targetFS: targetFS, permissions: modeAtCreate ? nil : permissions)
         } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
             error.path = targetFS.display(item.destinationPath)
             throw error
@@ -654,9 +658,10 @@ public final class Copier: Sendable {
         finished = true
     }
 
+    /// `permissions` is nil when the create already gave the file its mode.
     private func writeFile(_ item: Item, reader: any FileReader, writer: any FileWriter, closed: inout Bool,
                            writePath: FilePath, sourceFS: any CopyFileSystem, targetFS: any CopyFileSystem,
-                           permissions: Int) throws {
+                           permissions: Int?) throws {
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
         let connection = writer.connectionIdentity
         let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
@@ -664,8 +669,8 @@ public final class Copier: Sendable {
                                   sparse: options.sparse, progress: progress)
         // Through the open file, without a lookup, while the owner may still write
         // (a mode without owner write is set by path after the close, as before).
-        let setEarly = (!options.inplace || options.preserve) && permissions & 0o200 != 0
-        if setEarly { try writer.setPermissions(permissions) }
+        let setEarly = (!options.inplace || options.preserve) && (permissions ?? 0) & 0o200 != 0
+        if setEarly, let permissions { try writer.setPermissions(permissions) }
         closed = true
         // The close sends what is buffered and COMMITs it: one COMMIT per file.
         try writer.close()
