@@ -99,6 +99,11 @@ enum VersionQuirks {
         if cause == .invalidArgument, message.contains("Setattr failed with NFS3ERR_BADTYPE") {
             return .isDirectory
         }
+        // 7.0.0 ends a READ it split into several RPCs with EFAULT ("r_cb multi pread
+        // failed with -14") when they time out: after the whole timeout, a timeout.
+        if cause == .badAddress, let elapsed, let timeout, elapsed >= timeout {
+            return .timedOut
+        }
         if cause == .badAddress {
             return .ioError
         }
