@@ -10,21 +10,42 @@ public enum CommandLineTool {
         do {
             var parsed = try Command.parseAsRoot()
             try parsed.run()
-            exit(0)
+            Foundation.exit(0)
         } catch {
-            let code = Command.exitCode(for: error)
-            if code == .success {
-                print(Command.fullMessage(for: error))
-                exit(0)
-            }
-            if code == .validationFailure {
-                printError("\(name): \(Command.fullMessage(for: error))")
-                exit(usageExitCode)
-            }
-            if let exitCode = error as? ExitCode { exit(exitCode.rawValue) }
-            printError("\(name): \(Command.fullMessage(for: error))")
-            exit(code.rawValue == 0 ? 1 : code.rawValue)
+            fail(Command.self, for: error, name: name, usageExitCode: usageExitCode)
         }
+    }
+
+    /// ``main(_:name:usageExitCode:)`` for a command that runs as a task.
+    public static func main<Command: AsyncParsableCommand>(_ command: Command.Type, name: String,
+                                                           usageExitCode: Int32) async -> Never {
+        do {
+            var parsed = try Command.parseAsRoot()
+            if var asynchronous = parsed as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try parsed.run()
+            }
+            Foundation.exit(0)
+        } catch {
+            fail(Command.self, for: error, name: name, usageExitCode: usageExitCode)
+        }
+    }
+
+    private static func fail<Command: ParsableCommand>(_ command: Command.Type, for error: any Error, name: String,
+                                                       usageExitCode: Int32) -> Never {
+        let code = Command.exitCode(for: error)
+        if code == .success {
+            print(Command.fullMessage(for: error))
+            Foundation.exit(0)
+        }
+        if code == .validationFailure {
+            printError("\(name): \(Command.fullMessage(for: error))")
+            Foundation.exit(usageExitCode)
+        }
+        if let exitCode = error as? ExitCode { Foundation.exit(exitCode.rawValue) }
+        printError("\(name): \(Command.fullMessage(for: error))")
+        Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
     }
 
     /// The bytes of the command-line arguments that ArgumentParser decoded as `decoded`, in order.

@@ -108,9 +108,11 @@ public final class Copier: Sendable {
     private struct Mounters: Sendable {
         let source: Mounter
         let destination: Mounter
-        func closeAll() {
-            source.closeAll()
-            destination.closeAll()
+        /// Both sides' unmounts at once: an NFS-to-NFS copy waits for one round trip, not two.
+        func closeAll() async {
+            async let source: Void = source.closeAll()
+            await destination.closeAll()
+            await source
         }
     }
 
@@ -127,12 +129,10 @@ public final class Copier: Sendable {
     private let plannedDirectories = Mutex<Set<FilePath>>([])
     private let listings = Mutex<[FilePath: Listing]>([:])
 
-    /// One destination directory's entries, listed by the first worker that needs them while
-    /// the others wait: workers that all missed at once would each list it (18 READDIRPLUS
-    /// exchanges per directory were counted in a 16-worker run). nil inside: it could not be listed.
-    private final class Listing: Sendable {
-        let entries = Mutex<[FilePath.Component: FileInfo]??>(nil)
-    }
+    /// One destination directory's entries, listed by the first file that needs them while
+    /// the others wait: files that all missed at once would each list it (18 READDIRPLUS
+    /// exchanges per directory were counted with 16 files in flight). nil: it could not be listed.
+    private typealias Listing = Once<[FilePath.Component: FileInfo]?>
 
     private func listingSlot(_ directory: FilePath) -> Listing {
         listings.withLock { all in
@@ -193,12 +193,21 @@ public final class Copier: Sendable {
     /// Copies `sources` to `destination`; problems with single files are
     /// collected in the summary and the copy goes on with the others.
     /// - Throws: ``CopyUsageError`` for operands that cannot work together.
-    public func run(sources: [Operand], destination: Operand, verbose: Bool) throws -> CopySummary {
-        let start = ContinuousClock.now
+    public func run(sources: [Operand], destination: Operand, verbose: Bool) async throws -> CopySummary {
         let mounters = Mounters(source: Mounter(options: options.nfs), destination: Mounter(options: options.nfs))
-        defer { mounters.closeAll() }
+        do {
+            let summary = try await run(sources: sources, destination: destination, verbose: verbose, mounters: mounters)
+            await mounters.closeAll()
+            return summary
+        } catch {
+            await mounters.closeAll()
+            throw error
+        }
+    }
 
-        let items = try plan(sources: sources, destination: destination, mounters: mounters)
+    private func run(sources: [Operand], destination: Operand, verbose: Bool, mounters: Mounters) async throws -> CopySummary {
+        let start = ContinuousClock.now
+        let items = try await plan(sources: sources, destination: destination, mounters: mounters)
         let files = items.filter { $0.kind == .file }
         progress.setTotals(bytes: files.reduce(0) { $0 + $1.info.size }, files: files.count)
         progress.startDrawing()
@@ -207,31 +216,29 @@ public final class Copier: Sendable {
         let directories = items.filter { $0.kind == .directory }
         plannedDirectories.withLock { $0 = Set(directories.map(\.destinationPath)) }
         for (order, item) in items.enumerated() where item.kind == .directory && Interrupt.signal == nil {
-            createDirectory(item, order: order, mounters: mounters)
+            await createDirectory(item, order: order, mounters: mounters)
         }
 
         let work = Array(items.enumerated().filter { $0.element.kind != .directory })
-        let nextIndex = Atomic<Int>(0)
-        // A thread per file in flight (concurrentPerform would run only as many as there
-        // are cores): each blocks on its own calls, and the shared contexts keep them all in flight.
-        let workers = DispatchGroup()
-        for _ in 0..<max(1, options.jobs) {
-            workers.enter()
-            Thread.detachNewThread {
-                defer { workers.leave() }
-                while Interrupt.signal == nil {
-                    let i = nextIndex.add(1, ordering: .relaxed).oldValue
-                    guard i < work.count else { break }
-                    self.copy(work[i].element, order: work[i].offset, mounters: mounters, verbose: verbose)
-                }
+        // A task per file, `jobs` of them in flight, their requests sharing each side's one
+        // connection; each that ends lets the next file in. An interrupt lets no more in.
+        await withTaskGroup(of: Void.self) { group in
+            var next = 0
+            func admit() {
+                let (order, item) = work[next]
+                next += 1
+                group.addTask { await self.copy(item, order: order, mounters: mounters, verbose: verbose) }
+            }
+            while next < min(work.count, max(1, options.jobs)) { admit() }
+            while await group.next() != nil {
+                if next < work.count && Interrupt.signal == nil { admit() }
             }
         }
-        workers.wait()
 
         // Deepest first: a directory's deletions and its final mode and times come after its subdirectories'.
         for item in directories.reversed() where Interrupt.signal == nil {
-            if options.delete { deleteExtras(item, order: items.count, mounters: mounters, verbose: verbose) }
-            if !options.dryRun { finishDirectory(item, mounters: mounters) }
+            if options.delete { await deleteExtras(item, order: items.count, mounters: mounters, verbose: verbose) }
+            if !options.dryRun { await finishDirectory(item, mounters: mounters) }
         }
 
         let seconds = (ContinuousClock.now - start).inSeconds
@@ -255,12 +262,12 @@ public final class Copier: Sendable {
     }
 
     private func plan(sources: [Operand], destination: Operand,
-                      mounters: Mounters) throws -> [Item] {
+                      mounters: Mounters) async throws -> [Item] {
         let target: (fileSystem: any CopyFileSystem, path: FilePath)
         let targetInfo: FileInfo?
         do {
-            target = try mounters.destination.resolve(destination)
-            targetInfo = try target.fileSystem.info(target.path, followSymlinks: true)
+            target = try await mounters.destination.resolve(destination)
+            targetInfo = try await target.fileSystem.info(target.path, followSymlinks: true)
         } catch {
             fail(destination.description, error)
             return []
@@ -272,8 +279,8 @@ public final class Copier: Sendable {
         var items: [Item] = []
         for source in sources {
             do {
-                let (fs, path) = try mounters.source.resolve(source)
-                guard let info = try fs.info(path, followSymlinks: true) else {
+                let (fs, path) = try await mounters.source.resolve(source)
+                guard let info = try await fs.info(path, followSymlinks: true) else {
                     throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
                 }
                 let destinationPath = intoDirectory ? Self.baseName(source).map { target.path.appending($0) } ?? target.path
@@ -290,7 +297,7 @@ public final class Copier: Sendable {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
                                                  reason: "is a directory (use -r to copy directories)")
                     }
-                    if let existing = try target.fileSystem.info(destinationPath, followSymlinks: true),
+                    if let existing = try await target.fileSystem.info(destinationPath, followSymlinks: true),
                        existing.kind != .directory {
                         throw FileOperationError(operation: "overwrite", path: target.fileSystem.display(destinationPath),
                                                  reason: "a directory cannot replace a file")
@@ -298,7 +305,7 @@ public final class Copier: Sendable {
                     items.append(Item(kind: .directory, source: source, sourcePath: path, destination: destination,
                                       destinationPath: destinationPath, info: info, relative: []))
                     do {
-                        try planTree(fs, path, relative: [], source: source, into: destinationPath,
+                        try await planTree(fs, path, relative: [], source: source, into: destinationPath,
                                      destination: destination, items: &items)
                     } catch {
                         fail(fs.display(path), error, destination: destinationPath)
@@ -322,9 +329,9 @@ public final class Copier: Sendable {
 
     /// `relative`: `directory`'s path below the source operand, which filters match.
     private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, relative: [UInt8], source: Operand,
-                          into target: FilePath, destination: Operand, items: inout [Item]) throws {
+                          into target: FilePath, destination: Operand, items: inout [Item]) async throws {
         // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
-        let entries = try fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
+        let entries = try await fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
         if options.delete { sourceNames.withLock { $0[target] = Set(entries.map(\.name)) } }
         for (name, found) in entries {
             let path = directory.appending(name)
@@ -356,7 +363,7 @@ public final class Copier: Sendable {
                               destinationPath: to, info: info, relative: below))
             if kind == .directory {
                 do {
-                    try planTree(fs, path, relative: below, source: source, into: to, destination: destination, items: &items)
+                    try await planTree(fs, path, relative: below, source: source, into: to, destination: destination, items: &items)
                 } catch {
                     fail(fs.display(path), error, destination: to)
                 }
@@ -370,14 +377,14 @@ public final class Copier: Sendable {
         options.preserve ? info.permissions : info.permissions & ~umask
     }
 
-    private func createDirectory(_ item: Item, order: Int, mounters: Mounters) {
+    private func createDirectory(_ item: Item, order: Int, mounters: Mounters) async {
         var shown = item.destination.description
         do {
-            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
             // From the parent's listing when the copy planned the parent (one READDIRPLUS for all its entries).
-            var found = try destinationInfo(item.destinationPath, in: fs)
-            if found?.kind == .symlink { found = try fs.info(item.destinationPath, followSymlinks: true) }
+            var found = try await destinationInfo(item.destinationPath, in: fs)
+            if found?.kind == .symlink { found = try await fs.info(item.destinationPath, followSymlinks: true) }
             if let existing = found {
                 guard existing.kind == .directory else {
                     throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")
@@ -388,12 +395,12 @@ public final class Copier: Sendable {
             if options.dryRun {
                 note(order, "mkdir", shown)
                 // Known to be empty: what would go into it needs no lookups.
-                listingSlot(item.destinationPath).entries.withLock { $0 = .some([:]) }
+                _ = await listingSlot(item.destinationPath).value { [:] }
                 return
             }
             // Owner rwx while its contents are copied; the final mode is set afterwards.
             changing(item.destinationPath)
-            try fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
+            try await fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
             tally.withLock { $0.directories += 1 }
         } catch {
             fail(shown, error, destination: item.destinationPath)
@@ -429,21 +436,21 @@ public final class Copier: Sendable {
 
     /// `--delete`: removes what the destination directory holds and its source
     /// does not, unless a rule excludes it or something under the directory failed.
-    private func deleteExtras(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) {
+    private func deleteExtras(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) async {
         // A directory this copy created (or, in a dry run, would create) holds nothing extra.
         guard existingDirectories.withLock({ $0[item.destinationPath] != nil }),
               !failedDirectories.withLock({ $0.contains(item.destinationPath) }),
               let names = sourceNames.withLock({ $0[item.destinationPath] }) else { return }
         var shown = item.destinationPath.escapedDescription
         do {
-            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            for (name, found) in try fs.entries(item.destinationPath) where !names.contains(name) {
+            for (name, found) in try await fs.entries(item.destinationPath) where !names.contains(name) {
                 guard let info = found, !Self.isTemporary(name) else { continue }
                 if options.filter.excludes(Self.relative(item.relative, name), isDirectory: info.kind == .directory) { continue }
                 let path = item.destinationPath.appending(name)
                 do {
-                    try removeTree(path, info, in: fs, order: order, verbose: verbose)
+                    try await removeTree(path, info, in: fs, order: order, verbose: verbose)
                 } catch {
                     fail(fs.display(path), error)
                 }
@@ -455,11 +462,11 @@ public final class Copier: Sendable {
     }
 
     /// Removes `path` and, for a directory, everything in it (contents first).
-    private func removeTree(_ path: FilePath, _ info: FileInfo, in fs: any CopyFileSystem, order: Int, verbose: Bool) throws {
+    private func removeTree(_ path: FilePath, _ info: FileInfo, in fs: any CopyFileSystem, order: Int, verbose: Bool) async throws {
         if info.kind == .directory {
-            for (name, found) in try fs.entries(path) {
+            for (name, found) in try await fs.entries(path) {
                 guard let found else { continue }
-                try removeTree(path.appending(name), found, in: fs, order: order, verbose: verbose)
+                try await removeTree(path.appending(name), found, in: fs, order: order, verbose: verbose)
             }
         }
         let shown = fs.display(path)
@@ -467,27 +474,27 @@ public final class Copier: Sendable {
             note(order, "delete", shown)
         } else {
             changing(path)
-            if info.kind == .directory { try fs.removeDirectory(path) } else { try fs.remove(path) }
+            if info.kind == .directory { try await fs.removeDirectory(path) } else { try await fs.remove(path) }
             if verbose { log("deleted \(shown)") }
         }
         tally.withLock { $0.deleted += 1 }
     }
 
-    private func finishDirectory(_ item: Item, mounters: Mounters) {
+    private func finishDirectory(_ item: Item, mounters: Mounters) async {
         var shown = item.destinationPath.escapedDescription
         do {
-            let fs = try mounters.destination.resolve(item.destination).fileSystem
+            let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
             let permissions = intendedPermissions(item.info)
             let unchanged = changedDirectories.withLock { $0.contains(item.destinationPath) } ? nil
                 : existingDirectories.withLock { $0[item.destinationPath] }
-            if unchanged?.permissions != permissions { try fs.setPermissions(item.destinationPath, permissions) }
+            if unchanged?.permissions != permissions { try await fs.setPermissions(item.destinationPath, permissions) }
             if options.preserve {
                 if geteuid() == 0, unchanged.map({ $0.uid != item.info.uid || $0.gid != item.info.gid }) ?? true {
-                    try fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid)
+                    try await fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid)
                 }
                 if !(unchanged.map { Self.sameMicrosecond($0.modificationTime, item.info.modificationTime) } ?? false) {
-                    try fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
+                    try await fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
                 }
             }
         } catch {
@@ -497,17 +504,17 @@ public final class Copier: Sendable {
 
     // MARK: Files
 
-    private func copy(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) {
+    private func copy(_ item: Item, order: Int, mounters: Mounters, verbose: Bool) async {
         var shown = item.source.description
         do {
-            let (sourceFS, _) = try mounters.source.resolve(item.source)
-            let (targetFS, _) = try mounters.destination.resolve(item.destination)
+            let (sourceFS, _) = try await mounters.source.resolve(item.source)
+            let (targetFS, _) = try await mounters.destination.resolve(item.destination)
             shown = sourceFS.display(item.sourcePath)
-            let existing = try destinationInfo(item.destinationPath, in: targetFS)
+            let existing = try await destinationInfo(item.destinationPath, in: targetFS)
             if existing != nil && options.noClobber {
                 return skip(order, targetFS.display(item.destinationPath), reason: "exists", verbose: verbose)
             }
-            if let existing, let reason = try unchanged(item, existing, sourceFS: sourceFS, targetFS: targetFS) {
+            if let existing, let reason = try await unchanged(item, existing, sourceFS: sourceFS, targetFS: targetFS) {
                 return skip(order, targetFS.display(item.destinationPath), reason: reason, verbose: verbose)
             }
             if existing?.kind == .directory {
@@ -518,10 +525,10 @@ public final class Copier: Sendable {
                 return note(order, existing == nil ? "copy" : "replace", targetFS.display(item.destinationPath))
             }
             if item.kind == .symlink {
-                let target = try sourceFS.readSymlink(item.sourcePath)
+                let target = try await sourceFS.readSymlink(item.sourcePath)
                 changing(item.destinationPath)
-                if existing != nil { try targetFS.remove(item.destinationPath) }
-                try targetFS.makeSymlink(target, at: item.destinationPath)
+                if existing != nil { try await targetFS.remove(item.destinationPath) }
+                try await targetFS.makeSymlink(target, at: item.destinationPath)
                 tally.withLock { $0.symlinks += 1 }
                 if verbose { log("\(shown) -> \(targetFS.display(item.destinationPath)) (symlink)") }
                 return
@@ -530,13 +537,13 @@ public final class Copier: Sendable {
             var (source, target) = (sourceFS, targetFS)
             while true {
                 do {
-                    try copyFile(item, from: source, to: target, existing: existing, mounters: mounters)
+                    try await copyFile(item, from: source, to: target, existing: existing, mounters: mounters)
                     break
                 } catch let error as FileOperationError where error.code == .connectionReset && attempt < Self.attempts {
                     // A fresh mount: libnfs 4.0.0 cannot resume a connection that broke mid-reply.
                     log("\(error); copying \(shown) again on a new connection (attempt \(attempt + 1) of \(Self.attempts))")
-                    source = try mounters.source.resolve(item.source).fileSystem
-                    target = try mounters.destination.resolve(item.destination).fileSystem
+                    source = try await mounters.source.resolve(item.source).fileSystem
+                    target = try await mounters.destination.resolve(item.destination).fileSystem
                 } catch is Reconnected where attempt < Self.attempts {
                     log("the connection to the server was re-established while \(targetFS.display(item.destinationPath)) "
                         + "was written, so writes may have been lost; copying it again (attempt \(attempt + 1) of \(Self.attempts))")
@@ -557,50 +564,48 @@ public final class Copier: Sendable {
 
     /// With `--update` or `--checksum`, why the destination needs no copy; nil when it does.
     private func unchanged(_ item: Item, _ existing: FileInfo, sourceFS: any CopyFileSystem,
-                           targetFS: any CopyFileSystem) throws -> String? {
+                           targetFS: any CopyFileSystem) async throws -> String? {
         guard options.update || options.checksum, existing.kind == item.info.kind else { return nil }
         if item.kind == .symlink {
-            let same = try sourceFS.readSymlink(item.sourcePath) == targetFS.readSymlink(item.destinationPath)
+            async let source = sourceFS.readSymlink(item.sourcePath)
+            let same = try await targetFS.readSymlink(item.destinationPath) == source
             return same ? "same link" : nil
         }
         guard item.kind == .file, existing.size == item.info.size else { return nil }
         if options.checksum {
             let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
-            let (source, target) = try bothSides({ try Self.digest(item.sourcePath, in: sourceFS, chunk: chunk) },
-                                                 { try Self.digest(item.destinationPath, in: targetFS, chunk: chunk) })
-            return source == target ? "same checksum" : nil
+            // Both sides read at once.
+            async let source = Self.digest(item.sourcePath, in: sourceFS, chunk: chunk)
+            let target = try await Self.digest(item.destinationPath, in: targetFS, chunk: chunk)
+            return try await source == target ? "same checksum" : nil
         }
         return existing.modificationTime.seconds == item.info.modificationTime.seconds ? "same size and time" : nil
     }
 
-    private static func digest(_ path: FilePath, in fs: any CopyFileSystem, chunk: Int) throws -> [UInt8] {
-        let reader = try fs.openRead(path)
-        defer { try? reader.close() }
-        return try sha256(of: reader, chunkSize: chunk)
+    private static func digest(_ path: FilePath, in fs: any CopyFileSystem, chunk: Int) async throws -> [UInt8] {
+        let reader = try await fs.openRead(path)
+        return try await finally { try await sha256(of: reader, chunkSize: chunk) } then: { try? await reader.close() }
     }
 
     /// What is at `path` in the destination now (lstat-like), from its directory's
     /// listing when the copy planned that directory; nil when nothing is there.
-    private func destinationInfo(_ path: FilePath, in fs: any CopyFileSystem) throws -> FileInfo? {
-        if let name = path.lastComponent, let listing = listing(of: path.removingLastComponent(), in: fs) {
+    private func destinationInfo(_ path: FilePath, in fs: any CopyFileSystem) async throws -> FileInfo? {
+        if let name = path.lastComponent, let listing = await listing(of: path.removingLastComponent(), in: fs) {
             return listing[name]
         }
-        return try fs.info(path, followSymlinks: false)
+        return try await fs.info(path, followSymlinks: false)
     }
 
     /// A planned destination directory's entries, listed once; nil for a directory the
     /// copy did not plan, or one that cannot be listed (the caller then looks names up).
-    private func listing(of directory: FilePath, in fs: any CopyFileSystem) -> [FilePath.Component: FileInfo]? {
+    private func listing(of directory: FilePath, in fs: any CopyFileSystem) async -> [FilePath.Component: FileInfo]? {
         guard plannedDirectories.withLock({ $0.contains(directory) }) else { return nil }
-        return listingSlot(directory).entries.withLock { known in
-            if let known { return known }
-            let listed = (try? fs.entries(directory)).map { entries in
+        return await listingSlot(directory).value {
+            (try? await fs.entries(directory)).map { entries in
                 var listing: [FilePath.Component: FileInfo] = [:]
                 for (name, info) in entries { if let info { listing[name] = info } }
                 return listing
             }
-            known = .some(listed)
-            return listed
         }
     }
 
@@ -613,25 +618,33 @@ public final class Copier: Sendable {
     private struct Reconnected: Error {}
 
     private func copyFile(_ item: Item, from sourceFS: any CopyFileSystem, to targetFS: any CopyFileSystem,
-                          existing: FileInfo?, mounters: Mounters) throws {
+                          existing: FileInfo?, mounters: Mounters) async throws {
         // As cp: a new file gets the source's mode less the umask, an existing one keeps its mode.
         let permissions = options.preserve ? item.info.permissions
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
-        let reader = try sourceFS.openRead(item.sourcePath)
-        defer { try? reader.close() }
+        let reader = try await sourceFS.openRead(item.sourcePath)
+        try await finally {
+            try await copyFile(item, reader: reader, from: sourceFS, to: targetFS, permissions: permissions)
+        } then: {
+            try? await reader.close()
+        }
+    }
+
+    private func copyFile(_ item: Item, reader: any FileReader, from sourceFS: any CopyFileSystem,
+                          to targetFS: any CopyFileSystem, permissions: Int) async throws {
         let directory = item.destinationPath.removingLastComponent()
         let writePath = options.inplace ? item.destinationPath
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
         changing(item.destinationPath)
-        if !options.inplace { sweepStaleTemporaries(in: directory, of: targetFS) }
+        if !options.inplace { await sweepStaleTemporaries(in: directory, of: targetFS) }
         // A mode the create itself gives exactly (the owner may write; no set-id or sticky bit;
         // nothing a local create's umask would clear) needs no SETATTR: one round trip less per file.
         let modeAtCreate = !options.inplace && permissions & 0o200 != 0 && permissions & 0o7000 == 0
             && permissions & umask == 0
         let writer: any FileWriter
         do {
-            writer = options.inplace ? try targetFS.createTruncating(writePath, permissions: permissions)
-                                     : try targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600)
+            writer = options.inplace ? try await targetFS.createTruncating(writePath, permissions: permissions)
+                                     : try await targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600)
         } catch var error as FileOperationError {
             // The temporary name means nothing to the user; the destination does.
             error.operation = "create"
@@ -639,64 +652,66 @@ public final class Copier: Sendable {
             throw error
         }
         // Closed at most once (a second close of a local descriptor could hit one another
-        // worker has reused); the temporary is removed on every path that does not finish.
+        // file in flight has reused); the temporary is removed on every path that does not finish.
         var closed = false
-        var finished = false
-        defer {
-            if !closed { try? writer.close() }
-            if !finished && !options.inplace { try? targetFS.remove(writePath) }
-        }
-        // Errors name the destination: the temporary name means nothing to the user.
         do {
-            try writeFile(item, reader: reader, writer: writer, closed: &closed, writePath: writePath,
-                          sourceFS: sourceFS, targetFS: targetFS, permissions: modeAtCreate ? nil : permissions)
-        } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
-            error.path = targetFS.display(item.destinationPath)
+            // Errors name the destination: the temporary name means nothing to the user.
+            do {
+                try await writeFile(item, reader: reader, writer: writer, closed: &closed, writePath: writePath,
+                                    sourceFS: sourceFS, targetFS: targetFS, permissions: modeAtCreate ? nil : permissions)
+            } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
+                error.path = targetFS.display(item.destinationPath)
+                throw error
+            }
+            if !options.inplace { try await targetFS.rename(writePath, to: item.destinationPath) }
+        } catch {
+            if !closed { try? await writer.close() }
+            if !options.inplace { try? await targetFS.remove(writePath) }
             throw error
         }
-        if !options.inplace { try targetFS.rename(writePath, to: item.destinationPath) }
-        finished = true
     }
 
     /// `permissions` is nil when the create already gave the file its mode.
     private func writeFile(_ item: Item, reader: any FileReader, writer: any FileWriter, closed: inout Bool,
                            writePath: FilePath, sourceFS: any CopyFileSystem, targetFS: any CopyFileSystem,
-                           permissions: Int?) throws {
+                           permissions: Int?) async throws {
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
         let connection = writer.connectionIdentity
-        let digest = try transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
-                                  sourceName: sourceFS.display(item.sourcePath), hashing: options.verify,
-                                  sparse: options.sparse, progress: progress)
+        let digest = try await transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
+                                        sourceName: sourceFS.display(item.sourcePath), hashing: options.verify,
+                                        sparse: options.sparse, progress: progress)
         // Through the open file, without a lookup, while the owner may still write
         // (a mode without owner write is set by path after the close, as before).
         let setEarly = (!options.inplace || options.preserve) && (permissions ?? 0) & 0o200 != 0
-        if setEarly, let permissions { try writer.setPermissions(permissions) }
+        if setEarly, let permissions { try await writer.setPermissions(permissions) }
         closed = true
         // The close sends what is buffered and COMMITs it: one COMMIT per file.
-        try writer.close()
+        try await writer.close()
         guard writer.connectionIdentity == connection else { throw Reconnected() }
-        try finishFile(item, at: writePath, in: targetFS, permissions: setEarly ? nil : permissions,
-                       digest: digest, chunk: chunk)
+        try await finishFile(item, at: writePath, in: targetFS, permissions: setEarly ? nil : permissions,
+                             digest: digest, chunk: chunk)
     }
 
     /// Removes this tool's temporaries over a day old from `directory`, once
     /// per directory and run; a failure here is no reason to fail the copy.
-    private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) {
+    private func sweepStaleTemporaries(in directory: FilePath, of fs: any CopyFileSystem) async {
         guard swept.withLock({ $0.insert(fs.display(directory)).inserted }) else { return }
         let candidates: [(FilePath.Component, FileInfo)]
-        if let listing = listing(of: directory, in: fs) {
+        if let listing = await listing(of: directory, in: fs) {
             candidates = listing.filter { Self.isTemporary($0.key) }.map { ($0.key, $0.value) }
         } else {
-            guard let names = try? fs.list(directory) else { return }
-            candidates = names.filter(Self.isTemporary).compactMap { name in
-                (try? fs.info(directory.appending(name), followSymlinks: false)).flatMap { $0 }.map { (name, $0) }
+            guard let names = try? await fs.list(directory) else { return }
+            var found: [(FilePath.Component, FileInfo)] = []
+            for name in names where Self.isTemporary(name) {
+                if let info = try? await fs.info(directory.appending(name), followSymlinks: false) { found.append((name, info)) }
             }
+            candidates = found
         }
         let now = Int64(Date().timeIntervalSince1970)
         for (name, info) in candidates {
             let path = directory.appending(name)
             guard info.kind == .file, now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
-            if (try? fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
+            if (try? await fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
         }
     }
 
@@ -707,14 +722,14 @@ public final class Copier: Sendable {
 
     /// `permissions` is nil when they were set through the open file.
     private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int?,
-                            digest: [UInt8]?, chunk: Int) throws {
-        if let permissions, !options.inplace || options.preserve { try fs.setPermissions(path, permissions) }
+                            digest: [UInt8]?, chunk: Int) async throws {
+        if let permissions, !options.inplace || options.preserve { try await fs.setPermissions(path, permissions) }
         if options.preserve {
-            if geteuid() == 0 { try fs.setOwner(path, uid: item.info.uid, gid: item.info.gid) }
-            try fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)
+            if geteuid() == 0 { try await fs.setOwner(path, uid: item.info.uid, gid: item.info.gid) }
+            try await fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)
         }
         if let digest {
-            guard try Self.digest(path, in: fs, chunk: chunk) == digest else {
+            guard try await Self.digest(path, in: fs, chunk: chunk) == digest else {
                 throw FileOperationError(operation: "verify", path: fs.display(item.destinationPath),
                                          reason: "SHA-256 of the copy differs from the source")
             }
@@ -724,4 +739,15 @@ public final class Copier: Sendable {
 
 extension UInt64 {
     var hex: String { String(self, radix: 16) }
+}
+
+/// Runs `body`, then `cleanup` whether or not it threw: a `defer` that can await.
+func finally<T>(_ body: () async throws -> T, then cleanup: () async -> Void) async throws -> T {
+    let result: T
+    do { result = try await body() } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
 }

@@ -16,24 +16,24 @@ public struct FileInfo: Sendable {
 /// A readable open file.
 public protocol FileReader: Sendable {
     /// Fills `buffer` from the current position; returns 0 only at end of file.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
-    func close() throws
+    func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int
+    func close() async throws
 }
 
 /// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
-    func write(_ buffer: UnsafeRawBufferPointer) throws
+    func write(_ buffer: UnsafeRawBufferPointer) async throws
     /// Moves the position `count` bytes on without writing them (a hole, where the file system keeps holes).
-    func skip(_ count: Int) throws
+    func skip(_ count: Int) async throws
     /// Sets the file's size: extends it past a hole left at its end by ``skip(_:)``.
-    func setSize(_ size: UInt64) throws
+    func setSize(_ size: UInt64) async throws
     /// Sets the open file's permission bits (one SETATTR on NFS, no lookups).
-    func setPermissions(_ permissions: Int) throws
+    func setPermissions(_ permissions: Int) async throws
     /// Which connection the writes go over (NFS); it changes when the client reconnects. nil for local files.
     var connectionIdentity: UInt64? { get }
     /// Closes the file; on NFS this first sends buffered writes and commits
     /// them to stable storage (libnfs's close of a written file is a COMMIT).
-    func close() throws
+    func close() async throws
 }
 
 /// The operations of one side of a copy: a local directory tree or a mounted NFS share.
@@ -44,27 +44,27 @@ public protocol CopyFileSystem: Sendable {
     /// with bytes that are not UTF-8 escaped (`caf\xE9.txt`).
     func display(_ path: FilePath) -> String
     /// lstat-like: nil when nothing is there.
-    func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo?
-    func list(_ path: FilePath) throws -> [FilePath.Component]
+    func info(_ path: FilePath, followSymlinks: Bool) async throws -> FileInfo?
+    func list(_ path: FilePath) async throws -> [FilePath.Component]
     /// The entries of a directory with what lstat would say of each (nil for
     /// one that vanished between the listing and its lstat); on NFS one
     /// READDIRPLUS exchange, with no lookup per entry.
-    func entries(_ path: FilePath) throws -> [(name: FilePath.Component, info: FileInfo?)]
-    func makeDirectory(_ path: FilePath, permissions: Int) throws
-    func makeSymlink(_ target: FilePath, at path: FilePath) throws
-    func readSymlink(_ path: FilePath) throws -> FilePath
-    func rename(_ from: FilePath, to: FilePath) throws
-    func remove(_ path: FilePath) throws
+    func entries(_ path: FilePath) async throws -> [(name: FilePath.Component, info: FileInfo?)]
+    func makeDirectory(_ path: FilePath, permissions: Int) async throws
+    func makeSymlink(_ target: FilePath, at path: FilePath) async throws
+    func readSymlink(_ path: FilePath) async throws -> FilePath
+    func rename(_ from: FilePath, to: FilePath) async throws
+    func remove(_ path: FilePath) async throws
     /// Removes an empty directory.
-    func removeDirectory(_ path: FilePath) throws
-    func setPermissions(_ path: FilePath, _ permissions: Int) throws
-    func setOwner(_ path: FilePath, uid: Int, gid: Int) throws
-    func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws
-    func openRead(_ path: FilePath) throws -> any FileReader
+    func removeDirectory(_ path: FilePath) async throws
+    func setPermissions(_ path: FilePath, _ permissions: Int) async throws
+    func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws
+    func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws
+    func openRead(_ path: FilePath) async throws -> any FileReader
     /// Creates a new file that must not exist yet (`O_EXCL`).
-    func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter
+    func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter
     /// Opens for writing, creating or truncating.
-    func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter
+    func createTruncating(_ path: FilePath, permissions: Int) async throws -> any FileWriter
     /// The preferred size of one read or write.
     var chunkSize: Int { get }
 }

@@ -33,20 +33,35 @@ public enum Interrupt {
         // Also undoes a parent's mask that ignored them (seen under the test runner):
         // blocked signals stay pending until the receiving thread takes them.
         pthread_sigmask(SIG_BLOCK, &set, nil)
+        // An async `main` leaves the main thread in libdispatch's `sigsuspend` with every
+        // signal unblocked, so a signal can land there instead of in `sigwait`: the handler
+        // records it the same way (it only runs on a thread that does not block the signals).
+        var action = sigaction()
+        #if canImport(Glibc)
+        action.__sigaction_handler.sa_handler = { signal in Interrupt.received(signal) }
+        #else
+        action.__sigaction_u.__sa_handler = { signal in Interrupt.received(signal) }
+        #endif
+        action.sa_flags = SA_RESTART
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
         let receiver = Thread {
             var set = signalSet()
             while true {
                 var signal: Int32 = 0
                 guard sigwait(&set, &signal) == 0 else { continue }
-                if receivedSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed).exchanged {
-                    continue
-                }
-                // The second signal: the user insists. Temporary names protect the final ones.
-                _exit(exitStatus(for: receivedSignal.load(ordering: .relaxed)))
+                received(signal)
             }
         }
         receiver.name = "signals"
         receiver.start()
+    }
+
+    /// Records the first signal; the second one ends the process (the user insists:
+    /// temporary names protect the final ones). Async-signal-safe: atomics and `_exit`.
+    fileprivate static func received(_ signal: Int32) {
+        if receivedSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed).exchanged { return }
+        _exit(exitStatus(for: receivedSignal.load(ordering: .relaxed)))
     }
 
     /// Blocks SIGINT and SIGTERM in the calling thread; for a thread that calls

@@ -39,17 +39,63 @@ public struct FileOperationError: Error, CustomStringConvertible {
     }
 }
 
-/// The local file system as one side of a copy.
+/// The local file system as one side of a copy. Every call runs on
+/// ``LocalThreads``, so a slow disk holds those threads, not the tasks' pool.
 public struct LocalFileSystem: CopyFileSystem {
+    private let calls = LocalCalls()
     public init() {}
 
     public func display(_ path: FilePath) -> String { path.escapedDescription }
+    public var chunkSize: Int { 1 << 20 }
+
+    private func local<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await LocalThreads.shared.run(body)
+    }
+
+    public func info(_ path: FilePath, followSymlinks: Bool) async throws -> FileInfo? {
+        try await local { try calls.info(path, followSymlinks: followSymlinks) }
+    }
+    public func list(_ path: FilePath) async throws -> [FilePath.Component] { try await local { try calls.list(path) } }
+    /// One hop to the local threads for the whole directory: the names and an lstat of each.
+    public func entries(_ path: FilePath) async throws -> [(name: FilePath.Component, info: FileInfo?)] {
+        try await local { try calls.list(path).map { ($0, try calls.info(path.appending($0), followSymlinks: false)) } }
+    }
+    public func makeDirectory(_ path: FilePath, permissions: Int) async throws {
+        try await local { try calls.makeDirectory(path, permissions: permissions) }
+    }
+    public func makeSymlink(_ target: FilePath, at path: FilePath) async throws {
+        try await local { try calls.makeSymlink(target, at: path) }
+    }
+    public func readSymlink(_ path: FilePath) async throws -> FilePath { try await local { try calls.readSymlink(path) } }
+    public func rename(_ from: FilePath, to: FilePath) async throws { try await local { try calls.rename(from, to: to) } }
+    public func remove(_ path: FilePath) async throws { try await local { try calls.remove(path) } }
+    public func removeDirectory(_ path: FilePath) async throws { try await local { try calls.removeDirectory(path) } }
+    public func setPermissions(_ path: FilePath, _ permissions: Int) async throws {
+        try await local { try calls.setPermissions(path, permissions) }
+    }
+    public func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws {
+        try await local { try calls.setOwner(path, uid: uid, gid: gid) }
+    }
+    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws {
+        try await local { try calls.setTimes(path, access: access, modification: modification) }
+    }
+    public func openRead(_ path: FilePath) async throws -> any FileReader { try await local { try calls.openRead(path) } }
+    public func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter {
+        try await local { try calls.create(path, [.create, .exclusiveCreate], permissions) }
+    }
+    public func createTruncating(_ path: FilePath, permissions: Int) async throws -> any FileWriter {
+        try await local { try calls.create(path, [.create, .truncate], permissions) }
+    }
+}
+
+/// The blocking system calls behind ``LocalFileSystem``, run on ``LocalThreads``.
+struct LocalCalls: Sendable {
 
     private func check(_ rc: Int32, _ operation: String, _ path: FilePath) throws {
         if rc != 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: operation, path: path) }
     }
 
-    public func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo? {
+    func info(_ path: FilePath, followSymlinks: Bool) throws -> FileInfo? {
         var st = stat()
         let rc = Platform.status(path, &st, followSymlinks: followSymlinks)
         if rc != 0 {
@@ -67,7 +113,7 @@ public struct LocalFileSystem: CopyFileSystem {
                         accessTime: Platform.accessTime(st), modificationTime: Platform.modificationTime(st))
     }
 
-    public func list(_ path: FilePath) throws -> [FilePath.Component] {
+    func list(_ path: FilePath) throws -> [FilePath.Component] {
         guard let dir = Platform.openDirectory(path) else {
             throw FileOperationError(code: Errno(rawValue: errno), operation: "opendir", path: path)
         }
@@ -85,60 +131,68 @@ public struct LocalFileSystem: CopyFileSystem {
         return names
     }
 
-    public func entries(_ path: FilePath) throws -> [(name: FilePath.Component, info: FileInfo?)] {
-        try list(path).map { ($0, try info(path.appending($0), followSymlinks: false)) }
-    }
-
-    public func makeDirectory(_ path: FilePath, permissions: Int) throws {
+    func makeDirectory(_ path: FilePath, permissions: Int) throws {
         try check(Platform.makeDirectory(path, mode_t(permissions)), "mkdir", path)
     }
-    public func makeSymlink(_ target: FilePath, at path: FilePath) throws { try check(Platform.makeSymlink(target, path), "symlink", path) }
-    public func readSymlink(_ path: FilePath) throws -> FilePath {
+    func makeSymlink(_ target: FilePath, at path: FilePath) throws { try check(Platform.makeSymlink(target, path), "symlink", path) }
+    func readSymlink(_ path: FilePath) throws -> FilePath {
         var buffer = [CChar](repeating: 0, count: 4097)
         let n = Platform.readSymlink(path, &buffer, 4096)
         if n < 0 { throw FileOperationError(code: Errno(rawValue: errno), operation: "readlink", path: path) }
         return FilePath(platformString: Array(buffer[..<n]) + [0])
     }
-    public func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.renameItem(from, to), "rename", from) }
-    public func remove(_ path: FilePath) throws { try check(Platform.removeFile(path), "unlink", path) }
-    public func removeDirectory(_ path: FilePath) throws { try check(Platform.removeDirectory(path), "rmdir", path) }
-    public func setPermissions(_ path: FilePath, _ permissions: Int) throws {
+    func rename(_ from: FilePath, to: FilePath) throws { try check(Platform.renameItem(from, to), "rename", from) }
+    func remove(_ path: FilePath) throws { try check(Platform.removeFile(path), "unlink", path) }
+    func removeDirectory(_ path: FilePath) throws { try check(Platform.removeDirectory(path), "rmdir", path) }
+    func setPermissions(_ path: FilePath, _ permissions: Int) throws {
         try check(Platform.changeMode(path, mode_t(permissions)), "chmod", path)
     }
-    public func setOwner(_ path: FilePath, uid: Int, gid: Int) throws {
+    func setOwner(_ path: FilePath, uid: Int, gid: Int) throws {
         try check(Platform.changeOwner(path, uid_t(uid), gid_t(gid)), "chown", path)
     }
-    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
+    func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) throws {
         let times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),
                      timespec(tv_sec: Int(modification.seconds), tv_nsec: Int(modification.nanoseconds))]
         try check(Platform.setTimes(path, times), "utimes", path)
     }
 
-    public func openRead(_ path: FilePath) throws -> any FileReader {
+    func openRead(_ path: FilePath) throws -> LocalFile {
         do { return LocalFile(fd: try FileDescriptor.open(path, .readOnly), path: path) }
         catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
-    public func createExclusive(_ path: FilePath, permissions: Int) throws -> any FileWriter {
-        try create(path, [.create, .exclusiveCreate], permissions)
-    }
-    public func createTruncating(_ path: FilePath, permissions: Int) throws -> any FileWriter {
-        try create(path, [.create, .truncate], permissions)
-    }
-    private func create(_ path: FilePath, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> any FileWriter {
+    func create(_ path: FilePath, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> LocalFile {
         do {
             return LocalFile(fd: try FileDescriptor.open(path, .writeOnly, options: options,
                                                          permissions: FilePermissions(rawValue: mode_t(permissions))), path: path)
         } catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
     }
-    public var chunkSize: Int { 1 << 20 }
 }
 
 /// A local file descriptor as reader or writer.
+/// Each call is one hop to ``LocalThreads``.
 struct LocalFile: FileReader, FileWriter {
     let fd: FileDescriptor
     let path: FilePath
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        // The buffer outlives the call: the task waits for it.
+        let buffer = UncheckedSendable(buffer)
+        return try await LocalThreads.shared.run { try readAll(into: buffer.value) }
+    }
+    func write(_ buffer: UnsafeRawBufferPointer) async throws {
+        let buffer = UncheckedSendable(buffer)
+        try await LocalThreads.shared.run { try writeAll(buffer.value) }
+    }
+    func skip(_ count: Int) async throws {
+        // lseek never waits on the disk.
+        do { _ = try fd.seek(offset: Int64(count), from: .current) }
+        catch let e as Errno { throw FileOperationError(code: e, operation: "seek", path: path) }
+    }
+    func setSize(_ size: UInt64) async throws { try await LocalThreads.shared.run { try truncate(size) } }
+    func setPermissions(_ permissions: Int) async throws { try await LocalThreads.shared.run { try chmod(permissions) } }
+    func close() async throws { try await LocalThreads.shared.run { try closeNow() } }
+
+    private func readAll(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var done = 0
         do {
             while done < buffer.count {
@@ -149,7 +203,7 @@ struct LocalFile: FileReader, FileWriter {
         } catch let e as Errno { throw FileOperationError(code: e, operation: "read", path: path) }
         return done
     }
-    func write(_ buffer: UnsafeRawBufferPointer) throws {
+    private func writeAll(_ buffer: UnsafeRawBufferPointer) throws {
         do {
             // In pieces of at most 1 MiB: on the 6.x kernels measured here, write(2)s of 4 MiB
             // into new page cache sometimes spent 0.5-1 s of system time per 256 MiB in
@@ -163,16 +217,12 @@ struct LocalFile: FileReader, FileWriter {
         } catch let e as Errno { throw FileOperationError(code: e, operation: "write", path: path) }
     }
     static let writePiece = 1 << 20
-    func skip(_ count: Int) throws {
-        do { _ = try fd.seek(offset: Int64(count), from: .current) }
-        catch let e as Errno { throw FileOperationError(code: e, operation: "seek", path: path) }
-    }
-    func setSize(_ size: UInt64) throws {
+    private func truncate(_ size: UInt64) throws {
         if ftruncate(fd.rawValue, off_t(size)) != 0 {
             throw FileOperationError(code: Errno(rawValue: errno), operation: "truncate", path: path)
         }
     }
-    func setPermissions(_ permissions: Int) throws {
+    private func chmod(_ permissions: Int) throws {
         if fchmod(fd.rawValue, mode_t(permissions)) != 0 {
             throw FileOperationError(code: Errno(rawValue: errno), operation: "chmod", path: path)
         }
@@ -182,7 +232,14 @@ struct LocalFile: FileReader, FileWriter {
     /// and an fsync of every file would make local copies several times slower.
     /// NFS destinations are committed (see ``NFSWriter``): the server may hold unstable writes.
     var connectionIdentity: UInt64? { nil }
-    func close() throws {
+    private func closeNow() throws {
         do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }
     }
+}
+
+/// A value the compiler cannot prove safe to send, sent where the sender waits
+/// for the receiver to finish with it (a buffer lent to a system call).
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -43,25 +43,44 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
 /// The files of a parallel copy share its contexts: each keeps many requests in flight.
 public final class Mounter: Sendable {
     private let options: NFSOptions
-    private let contexts = Mutex<[String: NFSContext]>([:])
+    /// One mount per URL, made by the first task that needs it while the others wait for it.
+    private let contexts = Mutex<[String: Once<Result<NFSContext, any Error>>]>([:])
     private let resolved = Mutex<[Operand: (root: String, path: FilePath)]>([:])
 
     public init(options: NFSOptions) { self.options = options }
 
     /// The context for `url`, mounted once; a context whose connection was lost
-    /// is replaced by a fresh mount (a restarted server is reachable again).
-    /// Under the lock, so that files in flight that all met a lost connection get one new mount.
-    private func mount(_ url: NFSURL) throws -> NFSContext {
+    /// is replaced by a fresh mount (a restarted server is reachable again),
+    /// one for all the files in flight that met the lost connection.
+    private func mount(_ url: NFSURL) async throws -> NFSContext {
         let key = url.description
-        return try contexts.withLock { contexts in
-            if let cached = contexts[key] {
-                if !cached.isConnectionLost { return cached }
-                try? cached.close()
+        for _ in 0..<2 {
+            let slot = contexts.withLock { contexts in
+                if let slot = contexts[key] { return slot }
+                let slot = Once<Result<NFSContext, any Error>>()
+                contexts[key] = slot
+                return slot
             }
-            let context = try NFSContext(url: key, options: options)
-            contexts[key] = context
-            return context
+            let mounted = await slot.value {
+                do { return .success(try await NFSContext(url: key, options: options)) } catch { return .failure(error) }
+            }
+            // A failed mount is not kept: the next file tries again. A lost one is closed by whoever drops it.
+            let keep: Bool
+            switch mounted {
+            case .success(let context): keep = !context.isConnectionLost
+            case .failure: keep = false
+            }
+            if keep { return try mounted.get() }
+            let dropped = contexts.withLock { contexts in
+                guard contexts[key] === slot else { return false }
+                contexts[key] = nil
+                return true
+            }
+            if dropped, case .success(let lost) = mounted { try? await lost.close() }
+            if case .failure(let error) = mounted { throw error }
         }
+        // Lost again at once: this mount's own error tells the user more than a loop would.
+        return try await NFSContext(url: key, options: options)
     }
 
     /// Which URL to mount for `url`, and the path of `url` inside that mount.
@@ -71,7 +90,7 @@ public final class Mounter: Sendable {
     /// parent); then the parent's ancestors, so that a missing directory is
     /// reported by the lookup below a mount ("No such file or directory") rather
     /// than by the MOUNT protocol, which answers "Permission denied" for it.
-    private func findMountPoint(for url: NFSURL) throws -> (root: NFSURL, path: FilePath) {
+    private func findMountPoint(for url: NFSURL) async throws -> (root: NFSURL, path: FilePath) {
         if url.lastComponent.isEmpty { return (url, "/") }
         var candidates = [url.deletingLastComponent, url]
         var ancestor = url.deletingLastComponent
@@ -82,7 +101,7 @@ public final class Mounter: Sendable {
         var firstError: NFSError?
         for candidate in candidates {
             do {
-                _ = try mount(candidate)
+                _ = try await mount(candidate)
                 let prefix = candidate.filePath.components.count
                 return (candidate, FilePath(root: "/", url.filePath.components.dropFirst(prefix)))
             } catch let error as NFSError {
@@ -95,23 +114,32 @@ public final class Mounter: Sendable {
     }
 
     /// The file system and the path within it that `operand` names; see ``findMountPoint(for:)``.
-    public func resolve(_ operand: Operand) throws -> (fileSystem: any CopyFileSystem, path: FilePath) {
+    public func resolve(_ operand: Operand) async throws -> (fileSystem: any CopyFileSystem, path: FilePath) {
         switch operand {
         case .local(let path):
             return (LocalFileSystem(), path)
         case .nfs(let url):
             if let known = resolved.withLock({ $0[operand] }) {
-                return (NFSFileSystem(context: try mount(try NFSURL(known.root))), known.path)
+                return (NFSFileSystem(context: try await mount(try NFSURL(known.root))), known.path)
             }
-            let result = try findMountPoint(for: url)
+            let result = try await findMountPoint(for: url)
             resolved.withLock { $0[operand] = (result.root.description, result.path) }
-            return (NFSFileSystem(context: try mount(result.root)), result.path)
+            return (NFSFileSystem(context: try await mount(result.root)), result.path)
         }
     }
 
-    /// Unmounts everything this mounter mounted; errors are ignored (nothing is left to lose).
-    public func closeAll() {
-        let all = contexts.withLock { c -> [NFSContext] in defer { c = [:] }; return Array(c.values) }
-        for context in all { try? context.close() }
+    /// Unmounts everything this mounter mounted, all at once; errors are ignored (nothing is left to lose).
+    public func closeAll() async {
+        let slots = contexts.withLock { c -> [Once<Result<NFSContext, any Error>>] in defer { c = [:] }; return Array(c.values) }
+        await withTaskGroup(of: Void.self) { group in
+            for slot in slots {
+                group.addTask {
+                    // Made already: nothing is in flight once the copy has ended.
+                    if case .success(let context) = await slot.value({ .failure(CancellationError()) }) {
+                        try? await context.close()
+                    }
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ import LibNFS
 import NFSCommandLine
 
 @main
-struct NFSCopyCommand: ParsableCommand {
+struct NFSCopyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nfs-cp",
         abstract: "Copy files and directory trees between local paths and NFS shares, without a kernel mount.",
@@ -127,12 +127,13 @@ struct NFSCopyCommand: ParsableCommand {
         return filter
     }
 
-    static func main() {
-        CommandLineTool.main(Self.self, name: "nfs-cp", usageExitCode: 2)
+    static func main() async {
+        // Before any other thread exists, so that every thread inherits the blocked signals.
+        Interrupt.install()
+        await CommandLineTool.main(Self.self, name: "nfs-cp", usageExitCode: 2)
     }
 
-    func run() throws {
-        Interrupt.install()
+    func run() async throws {
         var options = CopyOptions()
         options.recursive = recursive
         options.preserve = preserve
@@ -159,7 +160,7 @@ struct NFSCopyCommand: ParsableCommand {
         let parsed = try CommandLineTool.argumentBytes(operands).map(Operand.init(bytes:))
         let summary: CopySummary
         do {
-            summary = try copier.run(sources: Array(parsed.dropLast()), destination: parsed.last!, verbose: verbose)
+            summary = try await copier.run(sources: Array(parsed.dropLast()), destination: parsed.last!, verbose: verbose)
         } catch let error as CopyUsageError {
             CommandLineTool.printError("nfs-cp: \(error)")
             throw ExitCode(2)
