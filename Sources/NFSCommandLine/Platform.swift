@@ -13,7 +13,7 @@ private func statFollowing(_ path: UnsafePointer<CChar>, _ st: inout stat) -> In
 /// and macOS (Darwin), in one place, as swift-system keeps its own, and the
 /// path calls on `FilePath`s (their bytes, whatever the encoding). Linux is
 /// tested; the Darwin branches are written for macOS but not run here.
-enum Platform {
+public enum Platform {
     #if canImport(Glibc)
     typealias DirectoryStream = OpaquePointer
     static func accessTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_atim) }
@@ -23,6 +23,26 @@ enum Platform {
     static func accessTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_atimespec) }
     static func modificationTime(_ st: stat) -> NFSTimestamp { timestamp(st.st_mtimespec) }
     #endif
+
+    /// Keeps freed chunk-sized memory in the process for the next chunk.
+    ///
+    /// A copy's buffers (chunks, READ replies) are allocated on one thread and freed on
+    /// another of the task pool. glibc's dynamic thresholds then kept handing megabytes
+    /// back to the kernel and faulting them in again: a 256 MiB download took 35 000
+    /// page faults instead of 8 000 and ran 20% slower. Fixed thresholds (16 MiB before
+    /// a block gets its own mapping, 64 MiB free at a heap's top before it is trimmed)
+    /// brought it to 9 400. Public for the executables' `main`; a no-op off glibc.
+    public static func keepFreedMemory() {
+        #if canImport(Glibc)
+        // <malloc.h> is not in Swift's Glibc module: mallopt and its option numbers
+        // (M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3, fixed in glibc's ABI) by hand.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+        _ = mallopt(-3, 16 << 20)
+        _ = mallopt(-1, 64 << 20)
+        #endif
+    }
 
     // Named apart from the C functions, which the same names in this type would hide.
     static func makeDirectory(_ path: FilePath, _ mode: mode_t) -> Int32 { path.withPlatformString { mkdir($0, mode) } }

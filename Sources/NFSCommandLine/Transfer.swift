@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// A source that changed size while it was copied.
 public struct SourceChanged: Error, CustomStringConvertible {
@@ -15,8 +16,9 @@ public struct SourceChanged: Error, CustomStringConvertible {
 
 /// Copies exactly `size` bytes from `reader` to `writer`.
 ///
-/// The next chunk is read (and hashed, in order) while this one is written, so
-/// both sides stay busy; on NFS each chunk is several READ or WRITE RPCs in
+/// A child task reads (and hashes, in order) up to ``transferDepth`` chunks
+/// ahead while this task writes, so both sides stay busy and an uneven write
+/// does not stall the reads; on NFS each chunk is several READ or WRITE RPCs in
 /// flight at once (see `NFSFileSystem.chunkSize`), beside the reads the library
 /// streams ahead and the writes it sends behind.
 /// Returns the SHA-256 of the bytes when `hashing`. A source that ends early or
@@ -28,22 +30,146 @@ func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt
     // A file smaller than a chunk needs one buffer of its size (plus the byte that checks its end).
     let needed = size < UInt64(chunkSize) ? Int(size) + 1 : chunkSize
     let chunks = ChunkReader(reader, size: size, chunkSize: needed, sourceName: sourceName, hashing: hashing)
+    let queue = ChunkQueue(depth: size < UInt64(chunkSize) ? 1 : transferDepth, chunkSize: needed)
     let sparseWriter = sparse ? SparseWriter(writer) : nil
     let destination = sparseWriter ?? writer
-    var current = try await chunks.next(into: nil)
-    var spare: ChunkBuffer?
-    while let chunk = current {
-        try Interrupt.check()
-        // Structured: a write that throws cancels the read in flight and waits for it.
-        let free = spare
-        async let following = chunks.next(into: free)
-        try await destination.write(UnsafeRawBufferPointer(rebasing: chunk.buffer.bytes[..<chunk.count]))
-        progress.add(bytes: chunk.count)
-        current = try await following
-        spare = chunk.buffer
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            defer { queue.end() }
+            while let buffer = await queue.freeBuffer(), let chunk = try await chunks.next(into: buffer) {
+                queue.put(chunk)
+            }
+        }
+        do {
+            while let chunk = await queue.take() {
+                try Interrupt.check()
+                try await destination.write(UnsafeRawBufferPointer(rebasing: chunk.buffer.bytes[..<chunk.count]))
+                progress.add(bytes: chunk.count)
+                queue.giveBack(chunk.buffer)
+            }
+        } catch {
+            // The reader stops at its next buffer; the group waits for it.
+            queue.close()
+            throw error
+        }
+        try await group.waitForAll()
     }
     try await sparseWriter?.finish(size: size)
     return chunks.digest
+}
+
+/// How many chunks a transfer holds at once: read ahead of the write, or being written.
+let transferDepth = 3
+
+/// The hand-off between a transfer's reading task and its writing one: chunks
+/// read and not yet written, and buffers free to read into, `depth` buffers in all.
+final class ChunkQueue: Sendable {
+    private struct State {
+        var ready: [(buffer: ChunkBuffer, count: Int)] = []
+        var free: [ChunkBuffer] = []
+        var made = 0
+        /// The reader has no more (the end, or its error, which the task group carries).
+        var ended = false
+        /// The writer stopped: the reader must not read on.
+        var closed = false
+        var reader: CheckedContinuation<ChunkBuffer?, Never>?
+        var writer: CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>?
+    }
+
+    private let state = Mutex(State())
+    private let depth: Int
+    private let chunkSize: Int
+
+    init(depth: Int, chunkSize: Int) {
+        self.depth = depth
+        self.chunkSize = chunkSize
+    }
+
+    /// A buffer to read the next chunk into, once one is free; nil once the writer stopped.
+    func freeBuffer() async -> ChunkBuffer? {
+        enum Next { case stop, make, have(ChunkBuffer), wait }
+        let next = state.withLock { s -> Next in
+            if s.closed { return .stop }
+            if let buffer = s.free.popLast() { return .have(buffer) }
+            if s.made < depth { s.made += 1; return .make }
+            return .wait
+        }
+        switch next {
+        case .stop: return nil
+        // Made when first needed: a small file costs one buffer of its size.
+        case .make: return ChunkBuffer(count: chunkSize)
+        case .have(let buffer): return buffer
+        case .wait:
+            return await withCheckedContinuation { continuation in
+                let now = state.withLock { s -> ChunkBuffer?? in
+                    if s.closed { return .some(nil) }
+                    if let buffer = s.free.popLast() { return .some(buffer) }
+                    s.reader = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        }
+    }
+
+    /// Hands a chunk read to the writer.
+    func put(_ chunk: (buffer: ChunkBuffer, count: Int)) {
+        let writer = state.withLock { s -> CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>? in
+            if let writer = s.writer {
+                s.writer = nil
+                return writer
+            }
+            s.ready.append(chunk)
+            return nil
+        }
+        writer?.resume(returning: chunk)
+    }
+
+    /// The reader is done; the writer takes what is left, then nil.
+    func end() {
+        let writer = state.withLock { s -> CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>? in
+            s.ended = true
+            defer { s.writer = nil }
+            return s.writer
+        }
+        writer?.resume(returning: nil)
+    }
+
+    /// The next chunk to write, in order; nil when the reader is done and nothing is left.
+    func take() async -> (buffer: ChunkBuffer, count: Int)? {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { s -> (buffer: ChunkBuffer, count: Int)?? in
+                if !s.ready.isEmpty { return .some(s.ready.removeFirst()) }
+                if s.ended { return .some(nil) }
+                s.writer = continuation
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    /// A buffer written, free to read into again.
+    func giveBack(_ buffer: ChunkBuffer) {
+        let reader = state.withLock { s -> CheckedContinuation<ChunkBuffer?, Never>? in
+            if let reader = s.reader {
+                s.reader = nil
+                return reader
+            }
+            s.free.append(buffer)
+            return nil
+        }
+        reader?.resume(returning: buffer)
+    }
+
+    /// The writer stopped: a reader waiting for a buffer, or asking next, gets nil.
+    func close() {
+        let reader = state.withLock { s -> CheckedContinuation<ChunkBuffer?, Never>? in
+            s.closed = true
+            defer { s.reader = nil }
+            return s.reader
+        }
+        reader?.resume(returning: nil)
+    }
 }
 
 /// Memory for one chunk, kept at one address while reads and writes that await use it.

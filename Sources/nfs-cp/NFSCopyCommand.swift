@@ -130,6 +130,7 @@ struct NFSCopyCommand: AsyncParsableCommand {
     static func main() async {
         // Before any other thread exists, so that every thread inherits the blocked signals.
         Interrupt.install()
+        Platform.keepFreedMemory()
         await CommandLineTool.main(Self.self, name: "nfs-cp", usageExitCode: 2)
     }
 
