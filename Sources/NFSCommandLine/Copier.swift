@@ -305,8 +305,8 @@ public final class Copier: Sendable {
                     items.append(Item(kind: .directory, source: source, sourcePath: path, destination: destination,
                                       destinationPath: destinationPath, info: info, relative: []))
                     do {
-                        try await planTree(fs, path, relative: [], source: source, into: destinationPath,
-                                     destination: destination, items: &items)
+                        items += try await planTree(fs, path, relative: [], source: source, into: destinationPath,
+                                                    destination: destination)
                     } catch {
                         fail(fs.display(path), error, destination: destinationPath)
                     }
@@ -327,9 +327,13 @@ public final class Copier: Sendable {
         directory.isEmpty ? name.bytes : directory + [UInt8(ascii: "/")] + name.bytes
     }
 
-    /// `relative`: `directory`'s path below the source operand, which filters match.
+    /// The items below `directory`, depth first in name order; `relative` is `directory`'s
+    /// path below the source operand, which filters match. Its subdirectories are planned
+    /// at once, each in a task of its own: on a network every listing is a round trip,
+    /// and a tree's listings then overlap instead of following one another.
     private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, relative: [UInt8], source: Operand,
-                          into target: FilePath, destination: Operand, items: inout [Item]) async throws {
+                          into target: FilePath, destination: Operand) async throws -> [Item] {
+        var items: [Item] = []
         // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
         let entries = try await fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
         if options.delete { sourceNames.withLock { $0[target] = Set(entries.map(\.name)) } }
@@ -361,14 +365,37 @@ public final class Copier: Sendable {
             }
             items.append(Item(kind: kind, source: source, sourcePath: path, destination: destination,
                               destinationPath: to, info: info, relative: below))
-            if kind == .directory {
-                do {
-                    try await planTree(fs, path, relative: below, source: source, into: to, destination: destination, items: &items)
-                } catch {
-                    fail(fs.display(path), error, destination: to)
+        }
+        let directories = items.indices.filter { items[$0].kind == .directory }
+        let subtrees = await withTaskGroup(of: (Int, [Item]).self) { group in
+            for (n, i) in directories.enumerated() {
+                let item = items[i]
+                group.addTask {
+                    do {
+                        return (n, try await self.planTree(fs, item.sourcePath, relative: item.relative, source: source,
+                                                           into: item.destinationPath, destination: destination))
+                    } catch {
+                        self.fail(fs.display(item.sourcePath), error, destination: item.destinationPath)
+                        return (n, [])
+                    }
                 }
             }
+            var subtrees = [[Item]](repeating: [], count: directories.count)
+            for await (n, planned) in group { subtrees[n] = planned }
+            return subtrees
         }
+        // Each subtree right after its directory, as a walk one directory at a time would give them.
+        var ordered: [Item] = []
+        ordered.reserveCapacity(items.count + subtrees.reduce(0) { $0 + $1.count })
+        var next = 0
+        for (i, item) in items.enumerated() {
+            ordered.append(item)
+            if next < directories.count && directories[next] == i {
+                ordered += subtrees[next]
+                next += 1
+            }
+        }
+        return ordered
     }
 
     // MARK: Directories

@@ -37,6 +37,8 @@ public protocol FileWriter: Sendable {
 }
 
 /// The operations of one side of a copy: a local directory tree or a mounted NFS share.
+/// Every call suspends its task rather than blocking its thread: NFS calls use
+/// the library's async API, local ones run on ``LocalThreads``.
 /// Paths are the side's own (absolute local paths, or paths within the export),
 /// as bytes: names that are not UTF-8 are copied as they are.
 public protocol CopyFileSystem: Sendable {

@@ -11,11 +11,13 @@ private let receivedSignal = Atomic<Int32>(0)
 /// SIGINT/SIGTERM turned into a flag that long loops poll, so that they can
 /// remove temporary files before the process exits.
 ///
-/// As swift-service-lifecycle does, no signal handler runs on an arbitrary
-/// thread: the signals are blocked in every thread and one dedicated thread
-/// takes them with `sigwait`. A handler interrupting a thread inside libnfs's
-/// `poll()` would make libnfs see EINTR, which it reports as a broken socket,
-/// so Ctrl-C could surface as a spurious I/O error on a file that was fine.
+/// As swift-service-lifecycle does, the signals are blocked in every thread and
+/// one dedicated thread takes them with `sigwait`. A handler interrupting a
+/// thread inside libnfs's `poll()` would make libnfs see EINTR, which it reports
+/// as a broken socket, so Ctrl-C could surface as a spurious I/O error on a file
+/// that was fine. A handler is installed too, for the one thread that does not
+/// block them: an async `main`'s main thread, parked by libdispatch in
+/// `sigsuspend` with every signal open, which runs no libnfs code.
 ///
 /// The first signal asks the copy to stop and clean up; a second one ends the
 /// process at once with the same status. Every file is still written under a

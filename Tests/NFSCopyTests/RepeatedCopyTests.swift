@@ -198,6 +198,42 @@ struct RepeatedCopyTests {
         #expect(diskListing(scratch.local("out")) == before.1)
     }
 
+    @Test("a tree planned with its subdirectories listed at once still comes out depth first in name order")
+    func planOrderIsDepthFirst() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpu-order")
+        defer { scratch.cleanUp() }
+        // Wide and deep, with files before, between and after directories in name order.
+        for d in ["a", "m", "z"] {
+            for s in ["b", "n", "y"] {
+                try FileManager.default.createDirectory(atPath: scratch.local("src/\(d)/\(s)/deep"), withIntermediateDirectories: true)
+                for f in ["0", "o", "zz"] { try scratch.writeLocal("src/\(d)/\(s)/\(f)", [1]) }
+                try scratch.writeLocal("src/\(d)/\(s)/deep/x", [2])
+            }
+            for f in ["c", "p"] { try scratch.writeLocal("src/\(d)/\(f)", [3]) }
+        }
+        for f in ["0", "n", "zzz"] { try scratch.writeLocal("src/\(f)", [4]) }
+        try FileManager.default.createDirectory(atPath: scratch.local("out"), withIntermediateDirectories: false)
+
+        let r = try nfsCp("-r", "--dry-run", scratch.local("src"), scratch.url("out").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        let base = String(scratch.url("out").description.replacingOccurrences(of: "?", with: "/src?").split(separator: "?")[0])
+        // The oracle: the source walked on local disk, one directory at a time, names in byte order.
+        func walk(_ below: String) throws -> [String] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: scratch.local("src" + below))
+                .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            return try names.flatMap { name -> [String] in
+                var isDirectory: ObjCBool = false
+                _ = FileManager.default.fileExists(atPath: scratch.local("src\(below)/\(name)"), isDirectory: &isDirectory)
+                return isDirectory.boolValue ? ["mkdir \(base)\(below)/\(name)"] + (try walk("\(below)/\(name)"))
+                                             : ["copy \(base)\(below)/\(name)"]
+            }
+        }
+        let expected = ["mkdir \(base)"] + (try walk(""))
+        #expect(expected.count == 1 + 3 + 3 * (1 + 2 + 3 * (1 + 3 + 1 + 1)))
+        #expect(r.stdout.split(separator: "\n").map(String.init) == expected, "\(r.stdout)")
+    }
+
     @Test("--delete removes exactly the entries the source lacks, a directory with its contents")
     func deleteRemovesExtras() throws {
         let server = try TestServer.require()
