@@ -64,8 +64,10 @@ let transferDepth = 3
 /// The hand-off between a transfer's reading task and its writing one: chunks
 /// read and not yet written, and buffers free to read into, `depth` buffers in all.
 final class ChunkQueue: Sendable {
+    typealias Chunk = (buffer: ChunkBuffer, count: Int)
+
     private struct State {
-        var ready: [(buffer: ChunkBuffer, count: Int)] = []
+        var ready: [Chunk] = []
         var free: [ChunkBuffer] = []
         var made = 0
         /// The reader has no more (the end, or its error, which the task group carries).
@@ -73,7 +75,7 @@ final class ChunkQueue: Sendable {
         /// The writer stopped: the reader must not read on.
         var closed = false
         var reader: CheckedContinuation<ChunkBuffer?, Never>?
-        var writer: CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>?
+        var writer: CheckedContinuation<Chunk?, Never>?
     }
 
     private let state = Mutex(State())
@@ -113,32 +115,15 @@ final class ChunkQueue: Sendable {
     }
 
     /// Hands a chunk read to the writer.
-    func put(_ chunk: (buffer: ChunkBuffer, count: Int)) {
-        let writer = state.withLock { s -> CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>? in
-            if let writer = s.writer {
-                s.writer = nil
-                return writer
-            }
-            s.ready.append(chunk)
-            return nil
-        }
-        writer?.resume(returning: chunk)
-    }
+    func put(_ chunk: Chunk) { handOver(chunk, to: \.writer, else: \.ready) }
 
     /// The reader is done; the writer takes what is left, then nil.
-    func end() {
-        let writer = state.withLock { s -> CheckedContinuation<(buffer: ChunkBuffer, count: Int)?, Never>? in
-            s.ended = true
-            defer { s.writer = nil }
-            return s.writer
-        }
-        writer?.resume(returning: nil)
-    }
+    func end() { stop(\.ended, waking: \.writer) }
 
     /// The next chunk to write, in order; nil when the reader is done and nothing is left.
-    func take() async -> (buffer: ChunkBuffer, count: Int)? {
+    func take() async -> Chunk? {
         await withCheckedContinuation { continuation in
-            let now = state.withLock { s -> (buffer: ChunkBuffer, count: Int)?? in
+            let now = state.withLock { s -> Chunk?? in
                 if !s.ready.isEmpty { return .some(s.ready.removeFirst()) }
                 if s.ended { return .some(nil) }
                 s.writer = continuation
@@ -149,27 +134,35 @@ final class ChunkQueue: Sendable {
     }
 
     /// A buffer written, free to read into again.
-    func giveBack(_ buffer: ChunkBuffer) {
-        let reader = state.withLock { s -> CheckedContinuation<ChunkBuffer?, Never>? in
-            if let reader = s.reader {
-                s.reader = nil
-                return reader
-            }
-            s.free.append(buffer)
-            return nil
-        }
-        reader?.resume(returning: buffer)
-    }
+    func giveBack(_ buffer: ChunkBuffer) { handOver(buffer, to: \.reader, else: \.free) }
 
     /// The writer stopped: a reader waiting for a buffer, or asking next, gets nil.
-    func close() {
-        let reader = state.withLock { s -> CheckedContinuation<ChunkBuffer?, Never>? in
-            s.closed = true
-            defer { s.reader = nil }
-            return s.reader
+    func close() { stop(\.closed, waking: \.reader) }
+
+    /// Resumes the side waiting for `value`, or keeps it for that side's next ask.
+    private func handOver<T: Sendable>(_ value: T, to waiter: WritableKeyPath<State, CheckedContinuation<T?, Never>?>,
+                             else store: WritableKeyPath<State, [T]>) {
+        let waiting = state.withLock { s -> CheckedContinuation<T?, Never>? in
+            if let waiting = s[keyPath: waiter] {
+                s[keyPath: waiter] = nil
+                return waiting
+            }
+            s[keyPath: store].append(value)
+            return nil
         }
-        reader?.resume(returning: nil)
+        waiting?.resume(returning: value)
     }
+
+    /// Sets `flag` and gives nil to the side waiting, if it is.
+    private func stop<T: Sendable>(_ flag: WritableKeyPath<State, Bool>, waking waiter: WritableKeyPath<State, CheckedContinuation<T?, Never>?>) {
+        let waiting = state.withLock { s -> CheckedContinuation<T?, Never>? in
+            s[keyPath: flag] = true
+            defer { s[keyPath: waiter] = nil }
+            return s[keyPath: waiter]
+        }
+        waiting?.resume(returning: nil)
+    }
+
 }
 
 /// Memory for one chunk, kept at one address while reads and writes that await use it.
@@ -205,7 +198,7 @@ final class ChunkReader: @unchecked Sendable {
     }
 
     /// The next chunk, read into `buffer` (or a new one); nil at the end.
-    func next(into buffer: ChunkBuffer?) async throws -> (buffer: ChunkBuffer, count: Int)? {
+    func next(into buffer: ChunkBuffer?) async throws -> ChunkQueue.Chunk? {
         if ended { return nil }
         let buffer = buffer ?? ChunkBuffer(count: chunkSize)
         // Every read asks for up to one byte more than is left. Readers return less
