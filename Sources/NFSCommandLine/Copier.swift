@@ -28,8 +28,10 @@ public struct CopyOptions: Sendable {
     public var delete = false
     /// Leave whole blocks of zero bytes unwritten, so holes stay holes.
     public var sparse = false
-    /// Files in flight at once; 16 measured best for a tree of small files at a 2 ms round trip.
-    public var jobs = 16
+    /// Files in flight at once. 64: a tree of 200 files of 4 KiB through a 2 ms round trip
+    /// took 0.30 s up and 0.17 s down, against 0.52 and 0.32 at 16 (32: 0.35 and 0.22);
+    /// on plain loopback 64 and 16 measured alike. Large files are held to a few of them.
+    public var jobs = 64
     /// The mounts' settings. Writes go out 8 MiB ahead of the answers (write-behind): a file
     /// is judged by its close anyway, and on a 10 ms round trip waiting for each chunk's
     /// WRITEs made a 64 MiB upload take 1.9 times its time without delay.
@@ -221,17 +223,27 @@ public final class Copier: Sendable {
 
         let work = Array(items.enumerated().filter { $0.element.kind != .directory })
         // A task per file, `jobs` of them in flight, their requests sharing each side's one
-        // connection; each that ends lets the next file in. An interrupt lets no more in.
-        await withTaskGroup(of: Void.self) { group in
-            var next = 0
-            func admit() {
-                let (order, item) = work[next]
-                next += 1
-                group.addTask { await self.copy(item, order: order, mounters: mounters, verbose: verbose) }
-            }
-            while next < min(work.count, max(1, options.jobs)) { admit() }
-            while await group.next() != nil {
-                if next < work.count && Interrupt.signal == nil { admit() }
+        // connection; each that ends lets the next file in, in order. Of them, at most
+        // `largeFilesInFlight` are large: each of those holds tens of MiB of buffers.
+        // An interrupt lets no more in.
+        await withTaskGroup(of: Bool.self) { group in
+            var next = 0, running = 0, large = 0
+            while true {
+                while next < work.count && running < max(1, options.jobs) && Interrupt.signal == nil {
+                    let (order, item) = work[next]
+                    let isLarge = item.info.size > UInt64(Self.largeFileSize)
+                    if isLarge && large >= Self.largeFilesInFlight { break }
+                    next += 1
+                    running += 1
+                    if isLarge { large += 1 }
+                    group.addTask {
+                        await self.copy(item, order: order, mounters: mounters, verbose: verbose)
+                        return isLarge
+                    }
+                }
+                guard let wasLarge = await group.next() else { break }
+                running -= 1
+                if wasLarge { large -= 1 }
             }
         }
 
@@ -635,6 +647,12 @@ public final class Copier: Sendable {
             }
         }
     }
+
+    /// A file above this size can hold up to about 30 MiB while in flight (chunks, the
+    /// library's read-ahead and write-behind); at most `largeFilesInFlight` such files
+    /// are, so memory stays bounded at any `-j` (64 smaller ones hold well under 64 MiB).
+    static let largeFileSize = 256 << 10
+    static let largeFilesInFlight = 4
 
     /// A file is copied again after a lost connection (on a fresh mount, which fails
     /// at once when the server is really gone) or a reconnect during it, this many times in all.

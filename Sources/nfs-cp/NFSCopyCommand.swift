@@ -71,8 +71,8 @@ struct NFSCopyCommand: AsyncParsableCommand {
     @Flag(help: "Leave blocks of zero bytes unwritten, so holes in sparse files stay holes.")
     var sparse = false
 
-    @Option(name: .shortAndLong, help: "Keep N files in flight at once, over one mount per side (default 16).")
-    var jobs = 16
+    @Option(name: .shortAndLong, help: "Keep N files in flight at once, over one mount per side, at most 4 of them over 256 KiB (default 64).")
+    var jobs = 64
 
     @Flag(help: "Print one JSON summary on standard output at the end (files, bytes, seconds, failures).")
     var json = false
@@ -94,7 +94,7 @@ struct NFSCopyCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard operands.count >= 2 else { throw ValidationError("need at least one SOURCE and a DESTINATION") }
-        guard jobs >= 1 && jobs <= 64 else { throw ValidationError("--jobs takes a number from 1 to 64") }
+        guard jobs >= 1 && jobs <= 1024 else { throw ValidationError("--jobs takes a number from 1 to 1024") }
         guard !delete || recursive else { throw ValidationError("--delete needs -r") }
         guard timeout > 0 && timeout <= 86_400 else {
             throw ValidationError("--timeout takes a number of seconds from 1 to 86400 (fractions are rounded up)")

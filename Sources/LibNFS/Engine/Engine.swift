@@ -1,4 +1,5 @@
 internal import CLibNFS
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -23,6 +24,10 @@ import Darwin
 /// which spares two thread wake-ups per call; the service thread meanwhile
 /// sleeps on the wake-up pipe alone and touches nothing.
 final class Engine: Sendable {
+    /// How many closes, in this process, waited for READs or WRITEs in flight on their
+    /// file (see ``EngineRequest/closesFile``); tests read it to see that they do.
+    static let closesHeldBack = Atomic<Int>(0)
+
     /// The most requests started and not yet answered.
     let window: Int
     private let shared: Locked<Shared>
@@ -168,6 +173,8 @@ final class ServiceLoop: @unchecked Sendable {
     private let shared: Locked<Engine.Shared>
     private let wake: WakePipe
     private var inFlight: [ObjectIdentifier: EngineRequest] = [:]
+    /// Closes held back until the READs and WRITEs in flight on their file have called back.
+    private var parkedCloses: [EngineRequest] = []
     /// Set when `nfs_service` failed: libnfs cannot use the context again.
     private var dead = false
     /// Set while `nfs_destroy_context` runs the callbacks of the calls it cancels.
@@ -225,6 +232,8 @@ final class ServiceLoop: @unchecked Sendable {
         // Stopping: nothing new starts; libnfs fails what is in flight as it destroys the context.
         let queued = shared.withLock { $0.takeQueue() }
         for request in queued { request.finish(NFSContext.closedError(request.operation, request.path)) }
+        for request in parkedCloses { request.finish(NFSContext.closedError(request.operation, request.path)) }
+        parkedCloses.removeAll()
         destroying = true
         Syscalls.destroyContext(nfs)
         for request in inFlight.values { request.finish(NFSContext.closedError(request.operation, request.path)) }
@@ -344,6 +353,10 @@ final class ServiceLoop: @unchecked Sendable {
 
     private func start(_ request: EngineRequest) {
         if request.runsInline { return request.runInline(nfs) }
+        if let file = request.closesFile, inFlight.values.contains(where: { $0.file == file }) {
+            Engine.closesHeldBack.add(1, ordering: .relaxed)
+            return parkedCloses.append(request)
+        }
         // libnfs 5.x may send a request from within the call that queues it.
         prepareConnection()
         let privateData = Unmanaged.passRetained(request).toOpaque()
@@ -361,10 +374,21 @@ final class ServiceLoop: @unchecked Sendable {
         }
     }
 
+    /// Queues (first) the closes of `file` held back for it, once nothing in flight uses it;
+    /// the next turn starts them, outside libnfs's callback.
+    private func releaseCloses(of file: OpaquePointer) {
+        guard !inFlight.values.contains(where: { $0.file == file }) else { return }
+        let ready = parkedCloses.filter { $0.closesFile == file }
+        guard !ready.isEmpty else { return }
+        parkedCloses.removeAll { $0.closesFile == file }
+        shared.withLock { $0.queue.insert(contentsOf: ready, at: 0) }
+    }
+
     /// libnfs's callback for `request` (from ``EngineCallback``).
     func callback(_ request: EngineRequest, status: Int32, data: UnsafeMutableRawPointer?) {
         request.calledBack = true
         inFlight.removeValue(forKey: ObjectIdentifier(request))
+        if let file = request.file, !parkedCloses.isEmpty { releaseCloses(of: file) }
         if destroying {
             request.finish(NFSContext.closedError(request.operation, request.path))
         } else if status >= 0 {
@@ -413,8 +437,9 @@ final class ServiceLoop: @unchecked Sendable {
             shared.lost = true
             return shared.takeQueue()
         }
-        let failed = inFlight.values
+        let failed = Array(inFlight.values) + parkedCloses
         inFlight.removeAll()
+        parkedCloses.removeAll()
         for request in failed {
             request.finish(error(for: request, status: -EIO, message: "nfs_service failed"))
         }

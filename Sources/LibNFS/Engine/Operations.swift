@@ -33,7 +33,8 @@ enum Operations {
     }
 
     static func close(_ fh: FilePointer, _ path: FilePath) -> Request<Void> {
-        status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) }
+        // Started only once no READ or WRITE on `fh` is in flight (see ``EngineRequest/closesFile``).
+        status("close", path) { Syscalls.closeAsync($0, fh.raw, $1) }.closing(fh.raw)
     }
 
     static func readlink(_ path: FilePath) -> Request<FilePath> {
@@ -73,7 +74,7 @@ enum Operations {
                 destination.baseAddress!.copyMemory(from: source, byteCount: count)
             }
             return count
-        })
+        }).using(fh.raw)
     }
 
     /// One WRITE of `bytes`, which the request owns until the reply (API v2 sends from them without a copy).
@@ -81,7 +82,7 @@ enum Operations {
         Request("write", path: path, issue: { nfs, pd in
             Syscalls.pwriteAsync(nfs, fh.raw, offset: offset, count: bytes.buffer.count,
                                  buffer: UnsafeRawPointer(bytes.buffer.baseAddress!), pd)
-        }, success: { status, _ in Int(status) })
+        }, success: { status, _ in Int(status) }).using(fh.raw)
     }
 }
 

@@ -25,6 +25,14 @@ class EngineRequest: @unchecked Sendable {
     unowned(unsafe) var loop: ServiceLoop?
     /// Set when libnfs has called back (thread holding the context only); some calls do so inside their `_async` function.
     var calledBack = false
+    /// The libnfs file handle a READ or WRITE uses. libnfs's callbacks for these
+    /// write into the handle (4.x-5.x record the read-ahead offset there on every
+    /// READ), so no close may free it while one is in flight: not even one whose
+    /// caller abandoned it, such as the READs a stream sent past the end of a file.
+    var file: OpaquePointer?
+    /// The libnfs file handle this request closes: the engine starts it only once
+    /// no request using that handle is in flight.
+    var closesFile: OpaquePointer?
     let lock = ConditionLock()
     /// Set once the outcome is decided; guarded by `lock`.
     var isFinished = false
@@ -49,6 +57,18 @@ class EngineRequest: @unchecked Sendable {
     /// checks again under the lock before it touches the caller's memory.
     func start(_ nfs: OpaquePointer, _ privateData: UnsafeMutableRawPointer) -> Int32? {
         lock.withLock { isFinished } ? nil : issue(nfs, privateData)
+    }
+
+    /// Marks the request as one that uses `file` (set before submission).
+    func using(_ file: OpaquePointer) -> Self {
+        self.file = file
+        return self
+    }
+
+    /// Marks the request as the close of `file` (set before submission).
+    func closing(_ file: OpaquePointer) -> Self {
+        closesFile = file
+        return self
     }
 
     /// True for work done on the thread holding the context without an RPC (``runInline(_:)`` instead of ``issue(_:_:)``).
