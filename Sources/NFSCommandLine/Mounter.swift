@@ -54,7 +54,8 @@ public final class Mounter: Sendable {
     /// one for all the files in flight that met the lost connection.
     private func mount(_ url: NFSURL) async throws -> NFSContext {
         let key = url.description
-        for _ in 0..<2 {
+        var retried = false
+        while true {
             let slot = contexts.withLock { contexts in
                 if let slot = contexts[key] { return slot }
                 let slot = Once<Result<NFSContext, any Error>>()
@@ -64,13 +65,9 @@ public final class Mounter: Sendable {
             let mounted = await slot.value {
                 do { return .success(try await NFSContext(url: key, options: options)) } catch { return .failure(error) }
             }
+            // A mount lost again at once is used as it is: its calls then fail with the loss, clearly.
+            if case .success(let context) = mounted, !context.isConnectionLost || retried { return context }
             // A failed mount is not kept: the next file tries again. A lost one is closed by whoever drops it.
-            let keep: Bool
-            switch mounted {
-            case .success(let context): keep = !context.isConnectionLost
-            case .failure: keep = false
-            }
-            if keep { return try mounted.get() }
             let dropped = contexts.withLock { contexts in
                 guard contexts[key] === slot else { return false }
                 contexts[key] = nil
@@ -78,9 +75,8 @@ public final class Mounter: Sendable {
             }
             if dropped, case .success(let lost) = mounted { try? await lost.close() }
             if case .failure(let error) = mounted { throw error }
+            retried = true
         }
-        // Lost again at once: this mount's own error tells the user more than a loop would.
-        return try await NFSContext(url: key, options: options)
     }
 
     /// Which URL to mount for `url`, and the path of `url` inside that mount.
