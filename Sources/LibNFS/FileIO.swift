@@ -10,6 +10,8 @@ struct FileIO: Sendable {
     /// The largest single read and write RPC: the context's readSize/writeSize.
     let readChunk: Int
     let writeChunk: Int
+    /// A READ answered short met the end of the file (see ``VersionQuirks/shortReadIsEndOfFile(_:)``).
+    let shortReadEnds: Bool
 
     /// I/O on `fh` in RPCs of the context's readSize/writeSize.
     init(context: NFSContext, fh: FilePointer, path: FilePath) {
@@ -18,6 +20,7 @@ struct FileIO: Sendable {
         self.path = path
         self.readChunk = context.readSize
         self.writeChunk = context.writeSize
+        self.shortReadEnds = VersionQuirks.shortReadIsEndOfFile(context.version)
     }
 
     /// Reads until `buffer` is full or the file ends; returns the count read.
@@ -76,12 +79,15 @@ struct FileIO: Sendable {
 
     /// The bytes read contiguously from the start of a batch, and whether the
     /// file ended: a read short of its request stops the count there (the
-    /// caller reads on from that point); one that got nothing is end of file.
+    /// caller reads on from that point, unless this libnfs answers short only
+    /// at the end); one that got nothing is end of file. Only a batch's last
+    /// read asks for less than readChunk, so "ended" after it answered in full
+    /// changes nothing: the buffer is full.
     private func readProgress(_ counts: [Int]) -> (count: Int, ended: Bool) {
         var done = 0
         for count in counts {
             done += count
-            if count < readChunk { return (done, count == 0) }
+            if count < readChunk { return (done, count == 0 || shortReadEnds) }
         }
         return (done, false)
     }

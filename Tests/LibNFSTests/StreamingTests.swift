@@ -91,6 +91,37 @@ struct StreamingTests {
                 "no close waited for the READs sent past the end")
     }
 
+    /// Counted from outside, at a proxy: READ calls differ only in their offset,
+    /// so each costs the same bytes. A read at the end of the file costs one READ
+    /// (nothing buffered says where the file ends); reading a small file whole
+    /// must cost one where libnfs answers short only at the end, and may cost two
+    /// (the short answer, then the empty one) where it does not.
+    @Test("reading a small file whole costs one READ where libnfs answers a READ short only at the end of the file")
+    func smallFileOneRead() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("one-read")
+        defer { scratch.cleanUp() }
+        let proxied = try ProxiedServer(server, directory: scratch.url())
+        defer { proxied.shutdown() }
+        let nfs = try await NFSContext(url: proxied.url.description)
+        defer { try? nfs.close() }
+        let bytes = randomBytes(4096)
+        try scratch.writeLocal("f", bytes)
+        for round in 0..<2 {
+            let file = try await nfs.open("f")
+            let start = proxied.nfs.bytesFromClients
+            // One byte more than the file holds, as a copy that checks where the source ends asks.
+            #expect(try await file.read(bytes.count + 1) == bytes, "round \(round)")
+            let whole = proxied.nfs.bytesFromClients - start
+            #expect(try await file.read(bytes.count + 1).isEmpty)
+            let oneRead = proxied.nfs.bytesFromClients - start - whole
+            try await file.close()
+            let expected = VersionQuirks.shortReadIsEndOfFile(nfs.version) ? 1 : 2
+            #expect(oneRead > 0 && whole == expected * oneRead,
+                    "round \(round): reading the file whole sent \(whole) bytes, one READ \(oneRead)")
+        }
+    }
+
     @Test("a reader that seeks back, or writes and truncates ahead of itself, reads what is on the server now")
     func streamDroppedByChangesAndSeeks() throws {
         let server = try TestServer.require()

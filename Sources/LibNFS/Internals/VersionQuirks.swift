@@ -120,6 +120,20 @@ enum VersionQuirks {
     /// stays a timeout.
     static var watchesConnection: Bool { Syscalls.apiVersion < 2 }
 
+    /// True when a READ that `version` answers with fewer bytes than asked met
+    /// the end of the file.
+    ///
+    /// libnfs 4.x-5.x over NFSv3 ask again for the rest of a READ the server
+    /// answered short without its eof flag (and fail one answered with nothing
+    /// before the end), so only the end of the file reaches the caller short:
+    /// reading on from there would cost a round trip to be told so (a second
+    /// READ for every small file). Their NFSv4 client, and 6.x-7.x on either
+    /// version, hand on the server's count as it is and drop the eof flag, so
+    /// there a short READ is read on from.
+    static func shortReadIsEndOfFile(_ version: NFSOptions.Version) -> Bool {
+        Syscalls.apiVersion < 2 && version == .v3
+    }
+
     /// True when every send to the server must go out whole (libnfs 5.x).
     ///
     /// libnfs 5.0.3 sends a request as several pieces (record mark, header,
