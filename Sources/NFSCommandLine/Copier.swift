@@ -96,6 +96,9 @@ public final class Copier: Sendable {
         let info: FileInfo
         /// The path below the source operand that filters match (`a/b.txt`); a named file's own name.
         let relative: [UInt8]
+        /// What lstat found at `destinationPath` while planning (nil inside: nothing), when
+        /// planning looked: a file copied to a name of its own needs no second lookup.
+        var plannedDestination: FileInfo?? = nil
     }
 
     private struct Tally: Sendable {
@@ -277,9 +280,13 @@ public final class Copier: Sendable {
                       mounters: Mounters) async throws -> [Item] {
         let target: (fileSystem: any CopyFileSystem, path: FilePath)
         let targetInfo: FileInfo?
+        /// What is at the destination itself; a link is then followed, as stat would.
+        let targetEntry: FileInfo?
         do {
             target = try await mounters.destination.resolve(destination)
-            targetInfo = try await target.fileSystem.info(target.path, followSymlinks: true)
+            targetEntry = try await target.fileSystem.info(target.path, followSymlinks: false)
+            targetInfo = targetEntry?.kind == .symlink ? try await target.fileSystem.info(target.path, followSymlinks: true)
+                                                       : targetEntry
         } catch {
             fail(destination.description, error)
             return []
@@ -303,7 +310,8 @@ public final class Copier: Sendable {
                     let name = Self.baseName(source).map { $0.bytes } ?? []
                     if options.filter.excludes(name, isDirectory: false) { continue }
                     items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
-                                      destinationPath: destinationPath, info: info, relative: name))
+                                      destinationPath: destinationPath, info: info, relative: name,
+                                      plannedDestination: intoDirectory ? nil : .some(targetEntry)))
                 case .directory:
                     guard options.recursive else {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
@@ -549,7 +557,10 @@ public final class Copier: Sendable {
             let (sourceFS, _) = try await mounters.source.resolve(item.source)
             let (targetFS, _) = try await mounters.destination.resolve(item.destination)
             shown = sourceFS.display(item.sourcePath)
-            let existing = try await destinationInfo(item.destinationPath, in: targetFS)
+            let existing: FileInfo?
+            if let planned = item.plannedDestination { existing = planned } else {
+                existing = try await destinationInfo(item.destinationPath, in: targetFS)
+            }
             if existing != nil && options.noClobber {
                 return skip(order, targetFS.display(item.destinationPath), reason: "exists", verbose: verbose)
             }
@@ -681,7 +692,8 @@ public final class Copier: Sendable {
         let writePath = options.inplace ? item.destinationPath
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
         changing(item.destinationPath)
-        if !options.inplace { await sweepStaleTemporaries(in: directory, of: targetFS) }
+        // The sweep's listing goes out with the create: it removes only names a day old, never this one.
+        async let swept: Void = options.inplace ? () : sweepStaleTemporaries(in: directory, of: targetFS)
         // A mode the create itself gives exactly (the owner may write; no set-id or sticky bit;
         // nothing a local create's umask would clear) needs no SETATTR: one round trip less per file.
         let modeAtCreate = !options.inplace && permissions & 0o200 != 0 && permissions & 0o7000 == 0
@@ -696,6 +708,7 @@ public final class Copier: Sendable {
             error.path = targetFS.display(item.destinationPath)
             throw error
         }
+        await swept
         // Closed at most once (a second close of a local descriptor could hit one another
         // file in flight has reused); the temporary is removed on every path that does not finish.
         var closed = false

@@ -80,6 +80,33 @@ struct CopyTests {
         #expect(try scratch.readLocal("dst") == Array("new".utf8))
     }
 
+    /// Planning looks the destination up once, without following a link, and follows
+    /// only a link: what it found there must still decide as stat and lstat did.
+    @Test("a file copied onto a symlink goes into the directory it names, and replaces a link to a file or to nothing")
+    func ontoSymlink() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-onto-link")
+        defer { scratch.cleanUp() }
+        try scratch.writeLocal("src", Array("copied".utf8))
+        try scratch.writeLocal("target", Array("target stays".utf8))
+        try FileManager.default.createDirectory(atPath: scratch.local("dir"), withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("to-dir"), withDestinationPath: "dir")
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("to-file"), withDestinationPath: "target")
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("dangling"), withDestinationPath: "nothing")
+        for name in ["to-dir", "to-file", "dangling"] {
+            let r = try nfsCp(scratch.local("src"), scratch.url(name).description)
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+        }
+        #expect(try scratch.readLocal("dir/src") == Array("copied".utf8))
+        for name in ["to-file", "dangling"] {
+            let kind = try FileManager.default.attributesOfItem(atPath: scratch.local(name))[.type] as? FileAttributeType
+            #expect(kind == .typeRegular, "\(name) is still a link")
+            #expect(try scratch.readLocal(name) == Array("copied".utf8), "\(name)")
+        }
+        #expect(try scratch.readLocal("target") == Array("target stays".utf8))
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("nothing")))
+    }
+
     @Test("several sources go into a directory, and a file source into an existing directory keeps its name")
     func intoDirectory() throws {
         let server = try TestServer.require()
