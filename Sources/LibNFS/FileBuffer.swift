@@ -122,15 +122,17 @@ struct FileBuffer {
 
     /// The streamed READ that starts at `position`, after sending READs ahead up to
     /// the read-ahead limit; nil when no stream serves `position`, which starts
-    /// one when the reader continues where the last fill ended.
-    private mutating func streamed(at position: UInt64, _ io: FileIO) -> FileIO.Prefetch? {
+    /// one when the reader continues where the last fill ended, or when it asks
+    /// for `wanted` bytes, more than the buffer holds: those READs go out
+    /// together at once, instead of one READ and then a stream a round trip later.
+    private mutating func streamed(at position: UInt64, wanted: Int, _ io: FileIO) -> FileIO.Prefetch? {
         if streaming && stream.first?.offset != position { dropStream() }
         if !streaming {
             let sequential = position == readEnd && !readData.isEmpty && readData.count == lastFill
-            guard sequential && readAheadLimit > readCapacity else { return nil }
+            guard (sequential || wanted > readCapacity) && readAheadLimit > readCapacity else { return nil }
             streaming = true
             streamNext = position
-            streamDepth = 2
+            streamDepth = max(2, (wanted + io.readChunk - 1) / io.readChunk)
         }
         let depth = min(streamDepth, max(readAheadLimit / io.readChunk, 1))
         while stream.count < depth {
@@ -220,8 +222,8 @@ struct FileBuffer {
         sent()
     }
 
-    private mutating func fill(at position: UInt64, _ io: FileIO) throws {
-        if let read = streamed(at: position, io) {
+    private mutating func fill(at position: UInt64, wanted: Int, _ io: FileIO) throws {
+        if let read = streamed(at: position, wanted: wanted, io) {
             let count: Int
             do { count = try read.request.wait() } catch { dropStream(); throw io.context.noted(error) }
             return took(read, count: count)
@@ -249,7 +251,7 @@ struct FileBuffer {
                 done += try io.pread(offset: pos, into: rest)
                 break
             } else {
-                try fill(at: pos, io)
+                try fill(at: pos, wanted: rest.count, io)
                 if readData.isEmpty { break }
                 // A fill shorter than asked met the end of the file: asking again would only be told so.
                 if readData.count < lastFill {
@@ -268,7 +270,7 @@ struct FileBuffer {
         var pos = position
         while true {
             guard let segment = lineSegment(at: pos) else {
-                try fill(at: pos, io)
+                try fill(at: pos, wanted: 0, io)
                 if readData.isEmpty { break }
                 continue
             }
@@ -311,8 +313,8 @@ struct FileBuffer {
         sent()
     }
 
-    private mutating func fill(at position: UInt64, _ io: FileIO) async throws {
-        if let read = streamed(at: position, io) {
+    private mutating func fill(at position: UInt64, wanted: Int, _ io: FileIO) async throws {
+        if let read = streamed(at: position, wanted: wanted, io) {
             let count: Int
             do { count = try await read.request.value() } catch { dropStream(); throw io.context.noted(error) }
             return took(read, count: count)
@@ -339,7 +341,7 @@ struct FileBuffer {
                 done += try await io.pread(offset: pos, into: rest)
                 break
             } else {
-                try await fill(at: pos, io)
+                try await fill(at: pos, wanted: rest.count, io)
                 if readData.isEmpty { break }
                 // A fill shorter than asked met the end of the file: asking again would only be told so.
                 if readData.count < lastFill {
@@ -358,7 +360,7 @@ struct FileBuffer {
         var pos = position
         while true {
             guard let segment = lineSegment(at: pos) else {
-                try await fill(at: pos, io)
+                try await fill(at: pos, wanted: 0, io)
                 if readData.isEmpty { break }
                 continue
             }
