@@ -220,8 +220,8 @@ public final class Copier: Sendable {
 
         let directories = items.filter { $0.kind == .directory }
         plannedDirectories.withLock { $0 = Set(directories.map(\.destinationPath)) }
-        for (order, item) in items.enumerated() where item.kind == .directory && Interrupt.signal == nil {
-            await createDirectory(item, order: order, mounters: mounters)
+        await forEachLevel(of: items, deepestFirst: false) { item, order in
+            await self.createDirectory(item, order: order, mounters: mounters)
         }
 
         let work = Array(items.enumerated().filter { $0.element.kind != .directory })
@@ -251,9 +251,12 @@ public final class Copier: Sendable {
         }
 
         // Deepest first: a directory's deletions and its final mode and times come after its subdirectories'.
-        for item in directories.reversed() where Interrupt.signal == nil {
-            if options.delete { await deleteExtras(item, order: items.count, mounters: mounters, verbose: verbose) }
-            if !options.dryRun { await finishDirectory(item, mounters: mounters) }
+        // A dry run lists deletions after everything else, in that order too, whichever finishes first.
+        await forEachLevel(of: items, deepestFirst: true) { item, order in
+            if self.options.delete {
+                await self.deleteExtras(item, order: 2 * items.count - order, mounters: mounters, verbose: verbose)
+            }
+            if !self.options.dryRun { await self.finishDirectory(item, mounters: mounters) }
         }
 
         let seconds = (ContinuousClock.now - start).inSeconds
@@ -424,6 +427,33 @@ public final class Copier: Sendable {
         options.preserve ? info.permissions : info.permissions & ~umask
     }
 
+    /// Runs `body` on the planned directories level by level (shallowest first, or
+    /// deepest first), each level's at once with `jobs` in flight: a tree of many
+    /// directories waits a few round trips per level, not per directory. An
+    /// interrupt starts no more.
+    private func forEachLevel(of items: [Item], deepestFirst: Bool,
+                              _ body: @escaping @Sendable (Item, Int) async -> Void) async {
+        let directories = items.enumerated().filter { $0.element.kind == .directory }
+        let levels = Dictionary(grouping: directories) { $0.element.destinationPath.components.count }
+        let depths = levels.keys.sorted()
+        for depth in deepestFirst ? depths.reversed() : depths where Interrupt.signal == nil {
+            let level = levels[depth]!
+            await withTaskGroup(of: Void.self) { group in
+                var next = 0, running = 0
+                while true {
+                    while next < level.count && running < max(1, options.jobs) && Interrupt.signal == nil {
+                        let (order, item) = level[next]
+                        next += 1
+                        running += 1
+                        group.addTask { await body(item, order) }
+                    }
+                    guard await group.next() != nil else { break }
+                    running -= 1
+                }
+            }
+        }
+    }
+
     private func createDirectory(_ item: Item, order: Int, mounters: Mounters) async {
         var shown = item.destination.description
         do {
@@ -449,6 +479,8 @@ public final class Copier: Sendable {
             changing(item.destinationPath)
             try await fs.makeDirectory(item.destinationPath, permissions: intendedPermissions(item.info) | 0o700)
             tally.withLock { $0.directories += 1 }
+            // Made empty just now: what goes into it is looked up in no listing of the server's.
+            _ = await listingSlot(item.destinationPath).value { [:] }
         } catch {
             fail(shown, error, destination: item.destinationPath)
         }
