@@ -281,6 +281,10 @@ public final class Copier: Sendable {
 
     private func plan(sources: [Operand], destination: Operand,
                       mounters: Mounters) async throws -> [Item] {
+        guard !sources.isEmpty else { return [] }
+        // The first source's mount and stat go out with the destination's: NFS→NFS
+        // waits for one mount, not two in turn.
+        async let firstSource = Result { try await self.statSource(sources[0], mounters: mounters) }
         let target: (fileSystem: any CopyFileSystem, path: FilePath)
         let targetInfo: FileInfo?
         /// What is at the destination itself; a link is then followed, as stat would.
@@ -299,12 +303,9 @@ public final class Copier: Sendable {
             throw CopyUsageError(description: "target '\(destination)' is not a directory")
         }
         var items: [Item] = []
-        for source in sources {
+        for (index, source) in sources.enumerated() {
             do {
-                let (fs, path) = try await mounters.source.resolve(source)
-                guard let info = try await fs.info(path, followSymlinks: true) else {
-                    throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
-                }
+                let (fs, path, info) = index == 0 ? try await firstSource.get() : try await statSource(source, mounters: mounters)
                 let destinationPath = intoDirectory ? Self.baseName(source).map { target.path.appending($0) } ?? target.path
                                                     : target.path
                 switch info.kind {
@@ -343,6 +344,16 @@ public final class Copier: Sendable {
             }
         }
         return items
+    }
+
+    /// Where a source operand is, and what (following a link).
+    private func statSource(_ source: Operand, mounters: Mounters) async throws
+        -> (fileSystem: any CopyFileSystem, path: FilePath, info: FileInfo) {
+        let (fs, path) = try await mounters.source.resolve(source)
+        guard let info = try await fs.info(path, followSymlinks: true) else {
+            throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
+        }
+        return (fs, path, info)
     }
 
     /// `name`'s path below the source operand (`a/b.txt`) from its directory's (`a`, or none at the root).
@@ -824,6 +835,13 @@ public final class Copier: Sendable {
                                          reason: "SHA-256 of the copy differs from the source")
             }
         }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The outcome of an async `body`, as `Result(catching:)` gives a synchronous one's.
+    init(_ body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
 
