@@ -99,7 +99,17 @@ public final class Copier: Sendable {
         /// What lstat found at `destinationPath` while planning (nil inside: nothing), when
         /// planning looked: a file copied to a name of its own needs no second lookup.
         var plannedDestination: FileInfo?? = nil
+        /// The source, opened while planning stat'ed it (a named file on NFS).
+        var opened: OpenedReader? = nil
     }
+
+    /// A source opened ahead of its copy, taken at most once; what nobody took is closed at the end.
+    private final class OpenedReader: Sendable {
+        private let reader: Mutex<(any FileReader)?>
+        init(_ reader: any FileReader) { self.reader = Mutex(reader) }
+        func take() -> (any FileReader)? { reader.withLock { r in defer { r = nil }; return r } }
+    }
+    private let openedReaders = Mutex<[OpenedReader]>([])
 
     private struct Tally: Sendable {
         var files = 0, directories = 0, symlinks = 0, skipped = 0, deleted = 0
@@ -200,13 +210,11 @@ public final class Copier: Sendable {
     /// - Throws: ``CopyUsageError`` for operands that cannot work together.
     public func run(sources: [Operand], destination: Operand, verbose: Bool) async throws -> CopySummary {
         let mounters = Mounters(source: Mounter(options: options.nfs), destination: Mounter(options: options.nfs))
-        do {
-            let summary = try await run(sources: sources, destination: destination, verbose: verbose, mounters: mounters)
+        return try await finally {
+            try await run(sources: sources, destination: destination, verbose: verbose, mounters: mounters)
+        } then: {
+            for opened in openedReaders.withLock({ $0 }) { try? await opened.take()?.close() }
             await mounters.closeAll()
-            return summary
-        } catch {
-            await mounters.closeAll()
-            throw error
         }
     }
 
@@ -305,7 +313,9 @@ public final class Copier: Sendable {
         var items: [Item] = []
         for (index, source) in sources.enumerated() {
             do {
-                let (fs, path, info) = index == 0 ? try await firstSource.get() : try await statSource(source, mounters: mounters)
+                let (fs, path, info, reader) = index == 0 ? try await firstSource.get() : try await statSource(source, mounters: mounters)
+                let opened = reader.map(OpenedReader.init)
+                if let opened { openedReaders.withLock { $0.append(opened) } }
                 let destinationPath = intoDirectory ? Self.baseName(source).map { target.path.appending($0) } ?? target.path
                                                     : target.path
                 switch info.kind {
@@ -315,7 +325,7 @@ public final class Copier: Sendable {
                     if options.filter.excludes(name, isDirectory: false) { continue }
                     items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
                                       destinationPath: destinationPath, info: info, relative: name,
-                                      plannedDestination: intoDirectory ? nil : .some(targetEntry)))
+                                      plannedDestination: intoDirectory ? nil : .some(targetEntry), opened: opened))
                 case .directory:
                     guard options.recursive else {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
@@ -346,14 +356,27 @@ public final class Copier: Sendable {
         return items
     }
 
-    /// Where a source operand is, and what (following a link).
+    /// Where a source operand is, and what (following a link). A source on NFS is
+    /// opened at once too, its LOOKUP and ACCESS in flight with the stat's: a file
+    /// then waits two round trips less before its first READ. The reader is nil for
+    /// anything else, and when that open failed (the copy's own open reports why).
     private func statSource(_ source: Operand, mounters: Mounters) async throws
-        -> (fileSystem: any CopyFileSystem, path: FilePath, info: FileInfo) {
+        -> (fileSystem: any CopyFileSystem, path: FilePath, info: FileInfo, reader: (any FileReader)?) {
         let (fs, path) = try await mounters.source.resolve(source)
-        guard let info = try await fs.info(path, followSymlinks: true) else {
-            throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
+        async let opening = fs is NFSFileSystem ? try? await fs.openRead(path) : nil
+        let found: FileInfo?
+        do { found = try await fs.info(path, followSymlinks: true) } catch {
+            try? await opening?.close()
+            throw error
         }
-        return (fs, path, info)
+        guard let info = found, info.kind == .file else {
+            try? await opening?.close()
+            guard let info = found else {
+                throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
+            }
+            return (fs, path, info, nil)
+        }
+        return (fs, path, info, await opening)
     }
 
     /// `name`'s path below the source operand (`a/b.txt`) from its directory's (`a`, or none at the root).
@@ -721,7 +744,8 @@ public final class Copier: Sendable {
         // As cp: a new file gets the source's mode less the umask, an existing one keeps its mode.
         let permissions = options.preserve ? item.info.permissions
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
-        let reader = try await sourceFS.openRead(item.sourcePath)
+        let reader: any FileReader
+        if let opened = item.opened?.take() { reader = opened } else { reader = try await sourceFS.openRead(item.sourcePath) }
         try await finally {
             try await copyFile(item, reader: reader, from: sourceFS, to: targetFS, permissions: permissions)
         } then: {
