@@ -295,7 +295,7 @@ public final class Copier: Sendable {
         async let firstSource = Result { try await self.statSource(sources[0], mounters: mounters) }
         let target: (fileSystem: any CopyFileSystem, path: FilePath)
         let targetInfo: FileInfo?
-        /// What is at the destination itself; a link is then followed, as stat would.
+        // What is at the destination itself; a link is then followed, as stat would.
         let targetEntry: FileInfo?
         do {
             target = try await mounters.destination.resolve(destination)
