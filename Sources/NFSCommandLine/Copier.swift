@@ -138,6 +138,11 @@ public final class Copier: Sendable {
     private let umask: Int
     /// Destination directories already searched for stale temporaries, by displayed path.
     private let swept = Mutex<Set<String>>([])
+    /// The temporaries this run writes, by displayed path: never stale. An exclusive
+    /// create stores its verifier in the new file's times (NFSv3 and v4 alike), so
+    /// until its first WRITE a temporary of ours can look years old to a sweep that
+    /// lists its directory meanwhile (another file's, or its own, sent with the create).
+    private let ownTemporaries = Mutex<Set<String>>([])
     /// The destination directories of a recursive copy, and what each held when first
     /// listed: one READDIRPLUS answers "is something there?" for every file copied
     /// into it, where a lookup per file would cost a round trip each.
@@ -759,7 +764,10 @@ public final class Copier: Sendable {
         let writePath = options.inplace ? item.destinationPath
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
         changing(item.destinationPath)
-        // The sweep's listing goes out with the create: it removes only names a day old, never this one.
+        if !options.inplace { ownTemporaries.withLock { _ = $0.insert(targetFS.display(writePath)) } }
+        // Renamed or removed by the time this returns (or left to a later run's sweep, after an interrupt).
+        defer { if !options.inplace { ownTemporaries.withLock { _ = $0.remove(targetFS.display(writePath)) } } }
+        // The sweep's listing goes out with the create: it removes no temporary of this run's.
         async let swept: Void = options.inplace ? () : sweepStaleTemporaries(in: directory, of: targetFS)
         // A mode the create itself gives exactly (the owner may write; no set-id or sticky bit;
         // nothing a local create's umask would clear) needs no SETATTR: one round trip less per file.
@@ -835,7 +843,8 @@ public final class Copier: Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         for (name, info) in candidates {
             let path = directory.appending(name)
-            guard info.kind == .file, now - info.modificationTime.seconds > Self.staleTemporaryAge else { continue }
+            guard info.kind == .file, now - info.modificationTime.seconds > Self.staleTemporaryAge,
+                  !ownTemporaries.withLock({ $0.contains(fs.display(path)) }) else { continue }
             if (try? await fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
         }
     }
