@@ -305,8 +305,7 @@ public final class Copier: Sendable {
         do {
             target = try await mounters.destination.resolve(destination)
             targetEntry = try await target.fileSystem.info(target.path, followSymlinks: false)
-            targetInfo = targetEntry?.kind == .symlink ? try await target.fileSystem.info(target.path, followSymlinks: true)
-                                                       : targetEntry
+            targetInfo = try await Self.followingLink(targetEntry, at: target.path, in: target.fileSystem)
         } catch {
             fail(destination.description, error)
             return []
@@ -374,11 +373,12 @@ public final class Copier: Sendable {
             try? await opening?.close()
             throw error
         }
-        guard let info = found, info.kind == .file else {
+        guard let info = found else {
             try? await opening?.close()
-            guard let info = found else {
-                throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
-            }
+            throw FileOperationError(operation: "stat", path: fs.display(path), reason: "No such file or directory")
+        }
+        guard info.kind == .file else {
+            try? await opening?.close()
             return (fs, path, info, nil)
         }
         return (fs, path, info, await opening)
@@ -499,8 +499,8 @@ public final class Copier: Sendable {
             let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
             // From the parent's listing when the copy planned the parent (one READDIRPLUS for all its entries).
-            var found = try await destinationInfo(item.destinationPath, in: fs)
-            if found?.kind == .symlink { found = try await fs.info(item.destinationPath, followSymlinks: true) }
+            let found = try await Self.followingLink(try await destinationInfo(item.destinationPath, in: fs),
+                                                     at: item.destinationPath, in: fs)
             if let existing = found {
                 guard existing.kind == .directory else {
                     throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")
@@ -706,6 +706,11 @@ public final class Copier: Sendable {
     private static func digest(_ path: FilePath, in fs: any CopyFileSystem, chunk: Int) async throws -> [UInt8] {
         let reader = try await fs.openRead(path)
         return try await finally { try await sha256(of: reader, chunkSize: chunk) } then: { try? await reader.close() }
+    }
+
+    /// What stat says of `path`, given what lstat said (`entry`): a second lookup only for a link.
+    private static func followingLink(_ entry: FileInfo?, at path: FilePath, in fs: any CopyFileSystem) async throws -> FileInfo? {
+        entry?.kind == .symlink ? try await fs.info(path, followSymlinks: true) : entry
     }
 
     /// What is at `path` in the destination now (lstat-like), from its directory's
