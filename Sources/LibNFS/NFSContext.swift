@@ -177,7 +177,8 @@ public final class NFSContext: Sendable {
         engine = other.engine
     }
 
-    /// Closes open file handles (flushing them), unmounts and releases the context.
+    /// Closes open file handles (flushing them), unmounts (unless
+    /// ``NFSOptions/unmountsOnClose`` is false) and releases the context.
     ///
     /// Handles dropped without ``NFSFileHandle/close()`` are flushed and closed
     /// in the background; this waits for them first.
@@ -217,10 +218,12 @@ public final class NFSContext: Sendable {
 
     private var openHandles: [NFSFileHandle] { handles.withLock { $0.values.compactMap(\.handle) } }
 
-    /// The UMNT to send on close; nil when the context is closed or its connection lost
-    /// (UMNT is a courtesy to the server; with the connection gone it could only wait out the timeout).
+    /// The UMNT to send on close; nil when the options skip it, or the context is closed or its
+    /// connection lost (UMNT is a courtesy to the server; with the connection gone it could only
+    /// wait out the timeout).
     private var unmountRequest: Request<Void>? {
-        engine.isStopped || engine.isLost ? nil : Operations.status("umount", nil, Syscalls.umountAsync)
+        !options.unmountsOnClose || engine.isStopped || engine.isLost
+            ? nil : Operations.status("umount", nil, Syscalls.umountAsync)
     }
 
     /// An unmount's error, or nil when libnfs did unmount despite it (see ``VersionQuirks``).

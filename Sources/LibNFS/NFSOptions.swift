@@ -58,16 +58,25 @@ public struct NFSOptions: Sendable, Hashable {
     /// a small request leaves at once while others are unanswered. libnfs
     /// itself never sets it. Default true.
     public var noDelay: Bool = true
+    /// Whether ``NFSContext/close()`` tells an NFSv3 server that the share is
+    /// no longer mounted (MOUNT's UMNT). The server keeps its list of mounts
+    /// for `showmount` only; nothing else depends on it, and the UMNT goes out
+    /// on a new connection to the MOUNT port, two round trips at the end.
+    /// Default true; a one-shot tool may skip it, as libnfs-utils' `nfs-cp`
+    /// does. NFSv4 has no unmount to send.
+    public var unmountsOnClose: Bool = true
 
     /// Creates options; every argument defaults to the values described on the properties.
     public init(timeout: Duration? = .seconds(30), uid: Int? = nil, gid: Int? = nil, version: Version? = nil,
                 readahead: Int? = nil, autoreconnect: Int? = nil,
                 readBufferSize: Int? = nil, writeBufferSize: Int? = nil,
-                maxRequestsInFlight: Int = 64, noDelay: Bool = true, writeBehind: Int = 0) {
+                maxRequestsInFlight: Int = 64, noDelay: Bool = true, writeBehind: Int = 0,
+                unmountsOnClose: Bool = true) {
         self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
         self.readahead = readahead; self.autoreconnect = autoreconnect
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
         self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay; self.writeBehind = writeBehind
+        self.unmountsOnClose = unmountsOnClose
     }
 
     /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction

@@ -63,6 +63,8 @@ public final class Mounter: Sendable {
                 return slot
             }
             let mounted = await slot.value {
+                var options = options
+                if url.argument("readahead") != nil { options.readahead = nil }
                 do { return .success(try await NFSContext(url: key, options: options)) } catch { return .failure(error) }
             }
             // A mount lost again at once is used as it is: its calls then fail with the loss, clearly.

@@ -87,6 +87,24 @@ struct OptionsTests {
         }
     }
 
+    /// Counted at the proxy in front of the MOUNT port: the mount's own calls are
+    /// done before close, so whatever reaches it during close is the UMNT.
+    @Test("close sends an NFSv3 unmount to the MOUNT port by default, and none with unmountsOnClose off")
+    func unmountOnClose() async throws {
+        let server = try TestServer.require()
+        let proxied = try ProxiedServer(server, directory: server.url)
+        defer { proxied.shutdown() }
+        for unmounts in [true, false] {
+            let nfs = try await NFSContext(url: proxied.url.description, options: NFSOptions(unmountsOnClose: unmounts))
+            _ = try await nfs.stat("")
+            let before = proxied.mount.bytesFromClients
+            try await nfs.close()
+            let sent = proxied.mount.bytesFromClients - before
+            let expected = unmounts && nfs.version == .v3
+            #expect(expected ? sent > 0 : sent == 0, "unmountsOnClose \(unmounts), \(nfs.version): \(sent) bytes to MOUNT")
+        }
+    }
+
     @Test("new files get the permissions asked for, 0o644 by default, on disk")
     func creationModes() throws {
         let server = try TestServer.require()
