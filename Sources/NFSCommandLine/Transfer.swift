@@ -59,7 +59,10 @@ func transfer(from reader: any FileReader, to writer: any FileWriter, size: UInt
 }
 
 /// How many chunks a transfer holds at once: read ahead of the write, or being written.
-let transferDepth = 3
+/// Two: on NFS the library already reads ahead and writes behind, and a third chunk
+/// measured no faster at 10 ms while 16 files of 64 MiB downloaded held 176–187 MiB
+/// resident against 160–165 MiB with two.
+let transferDepth = 2
 
 /// The hand-off between a transfer's reading task and its writing one: chunks
 /// read and not yet written, and buffers free to read into, `depth` buffers in all.
