@@ -53,6 +53,27 @@ static inline int swiftnfs_resumes_partial_sends_wrongly(void) {
 #endif
 }
 
+// libnfs 5.0 added the READDIR/READDIRPLUS reply size setter (4.x asks for
+// 8 KiB, about 50 entries a round trip); the feature macros 5.0 added with it
+// tell the headers apart. Returns 0 where there is no setter.
+static inline int swiftnfs_set_readdir_buffer(struct nfs_context *nfs, uint32_t dircount, uint32_t maxcount) {
+#ifdef LIBNFS_FEATURE_MULTITHREADING
+    nfs_set_readdir_max_buffer_size(nfs, dircount, maxcount);
+    return 1;
+#else
+    (void)nfs; (void)dircount; (void)maxcount;
+    return 0;
+#endif
+}
+
+static inline int swiftnfs_has_readdir_buffer(void) {
+#ifdef LIBNFS_FEATURE_MULTITHREADING
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 // An address inside libnfs, for dladdr to name the library actually loaded.
 static inline void *swiftnfs_symbol_address(void) {
     return (void *)&nfs_init_context;

@@ -314,6 +314,20 @@ public final class NFSContext: Sendable {
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
+        if let size = options.readdirBufferSize {
+            guard Syscalls.hasReaddirBufferSetter else {
+                throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                               detail: "readdirBufferSize needs libnfs 5.0 or later; this process runs \(NFSLibrary.description)")
+            }
+            guard let count = UInt32(exactly: size), count > 0 else {
+                throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                               detail: "readdirBufferSize takes 1 to \(UInt32.max) bytes, not \(size)")
+            }
+            Syscalls.setReaddirBuffer(nfs, dircount: count, maxcount: count)
+        } else if url.argument("readdir-buffer") == nil && Syscalls.hasReaddirBufferSetter {
+            let count = UInt32(NFSOptions.defaultReaddirBufferSize)
+            Syscalls.setReaddirBuffer(nfs, dircount: count, maxcount: count)
+        }
     }
 
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");

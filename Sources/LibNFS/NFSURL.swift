@@ -24,8 +24,8 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
     /// The arguments a URL may carry, and the values each takes.
     ///
     /// `version` 3 or 4; `nfsport`, `mountport` 1-65535; `uid`, `gid`,
-    /// `tcp-syncnt`, `debug`, `autoreconnect` (-1 for ever) and `readdir-buffer`
-    /// (`N` or `N,M`) numbers; `dircache`, `auto-traverse-mounts` 0 or 1;
+    /// `tcp-syncnt`, `debug`, `autoreconnect` (-1 for ever) and, with libnfs 5.0
+    /// and later, `readdir-buffer` (`N` or `N,M`) numbers; `dircache`, `auto-traverse-mounts` 0 or 1;
     /// `if` an interface name. With libnfs 4.x-5.x also `readahead` and
     /// `pagecache` (numbers); with 6.0 and later also `timeo` (deciseconds, at
     /// least 100), `retrans`, `rsize` and `wsize` (numbers). An argument the
@@ -180,6 +180,8 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
         let name: String
         /// nil: every API; otherwise the libnfs API version (1: 4.x-5.x, 2: 6.0+) that knows it.
         let api: Int?
+        /// Whether the running libnfs knows it, where the API version alone does not tell.
+        var available: @Sendable () -> Bool = { true }
         let check: @Sendable (String) -> String?
 
         static func number(_ range: ClosedRange<Int>) -> @Sendable (String) -> String? {
@@ -206,7 +208,7 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
                 !value.isEmpty && value.utf8.count < 16 && value.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" })
                     ? nil : "takes a network interface name"
             },
-            Argument(name: "readdir-buffer", api: nil) { value in
+            Argument(name: "readdir-buffer", api: nil, available: { Syscalls.hasReaddirBufferSetter }) { value in
                 let parts = value.split(separator: ",", omittingEmptySubsequences: false)
                 return (1...2).contains(parts.count) && parts.allSatisfy({ UInt32($0).map { $0 > 0 } ?? false })
                     ? nil : "takes a size in bytes, or two separated by a comma"
@@ -228,7 +230,7 @@ public struct NFSURL: Sendable, Hashable, CustomStringConvertible {
             guard let argument = Argument.all.first(where: { $0.name == name }) else {
                 return ["unknown URL argument '\(name)' (accepted: \(acceptedArguments.joined(separator: ", ")))"]
             }
-            if let api = argument.api, api != Syscalls.apiVersion {
+            if argument.api.map({ $0 != Syscalls.apiVersion }) ?? false || !argument.available() {
                 return ["URL argument '\(name)' is not supported by \(NFSLibrary.description)"]
             }
             guard kv.count == 2 else { return ["URL argument '\(name)' needs a value ('\(name)=…')"] }

@@ -105,6 +105,40 @@ struct OptionsTests {
         }
     }
 
+    /// Counted at the proxy: every READDIRPLUS call of one listing has the same size,
+    /// so the bytes sent grow with the round trips it took.
+    @Test("a listing asks for 64 KiB replies where libnfs can, fewer calls than at its 8 KiB; libnfs 4.x refuses a size")
+    func readdirBuffer() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("readdir-buffer")
+        defer { scratch.cleanUp() }
+        let names = (0..<600).map { "entry-with-a-name-of-some-length-\($0)" }
+        for name in names { try scratch.writeLocal(name, []) }
+        let proxied = try ProxiedServer(server, directory: scratch.url())
+        defer { proxied.shutdown() }
+        func listing(_ options: NFSOptions) async throws -> Int {
+            let nfs = try await NFSContext(url: proxied.url.description, options: options)
+            defer { try? nfs.close() }
+            let before = proxied.nfs.bytesFromClients
+            #expect(Set(try await nfs.listdir("").map(\.string)) == Set(names), "\(options.readdirBufferSize as Any)")
+            return proxied.nfs.bytesFromClients - before
+        }
+        let byDefault = try await listing(NFSOptions())
+        let small = NFSOptions(readdirBufferSize: 8192)
+        // From the library file loaded, not from the header the build saw.
+        let release = try #require(NFSLibrary.release, "\(NFSLibrary.description)")
+        if release.split(separator: ".").first.flatMap({ Int($0) }).map({ $0 >= 5 }) == true {
+            let atEightKiB = try await listing(small)
+            // 5.x asks for 64 KiB (600 entries: 2-3 calls, not 14); 6.0 and later cap it at
+            // the server's preferred size, 16 KiB for Ganesha (7 calls).
+            #expect(byDefault * 3 < atEightKiB * 2, "64 KiB replies sent \(byDefault) bytes, 8 KiB replies \(atEightKiB)")
+        } else {
+            await #expect { _ = try await NFSContext(url: proxied.url.description, options: small) } throws: { error in
+                (error as? NFSError).map { $0.code == .invalidArgument && $0.description.contains("libnfs 5.0") } == true
+            }
+        }
+    }
+
     @Test("new files get the permissions asked for, 0o644 by default, on disk")
     func creationModes() throws {
         let server = try TestServer.require()

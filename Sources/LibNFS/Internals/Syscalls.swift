@@ -81,6 +81,10 @@ internal enum Syscalls {
 
     static var apiVersion: Int { Int(swiftnfs_api_version()) }
     static var hasReadaheadSetter: Bool { swiftnfs_has_readahead() != 0 }
+    static var hasReaddirBufferSetter: Bool { swiftnfs_has_readdir_buffer() != 0 }
+    static func setReaddirBuffer(_ nfs: Context, dircount: UInt32, maxcount: UInt32) {
+        _ = swiftnfs_set_readdir_buffer(nfs, dircount, maxcount)
+    }
     static var resumesPartialSendsWrongly: Bool { swiftnfs_resumes_partial_sends_wrongly() != 0 }
     static var symbolAddress: UnsafeMutableRawPointer? { swiftnfs_symbol_address() }
 
