@@ -242,30 +242,11 @@ public final class Copier: Sendable {
             await self.createDirectory(item, order: order, mounters: mounters)
         }
 
-        let work = Array(items.enumerated().filter { $0.element.kind != .directory })
-        // A task per file, `jobs` of them in flight, their requests sharing each side's one
-        // connection; each that ends lets the next file in, in order. Of them, at most
+        // A task per file, their requests sharing each side's one connection. Of them, at most
         // `largeFilesInFlight` are large: each of those holds tens of MiB of buffers.
-        // An interrupt lets no more in.
-        await withTaskGroup(of: Bool.self) { group in
-            var next = 0, running = 0, large = 0
-            while true {
-                while next < work.count && running < max(1, options.jobs) && Interrupt.signal == nil {
-                    let (order, item) = work[next]
-                    let isLarge = item.info.size > UInt64(Self.largeFileSize)
-                    if isLarge && large >= Self.largeFilesInFlight { break }
-                    next += 1
-                    running += 1
-                    if isLarge { large += 1 }
-                    group.addTask {
-                        await self.copy(item, order: order, mounters: mounters, verbose: verbose)
-                        return isLarge
-                    }
-                }
-                guard let wasLarge = await group.next() else { break }
-                running -= 1
-                if wasLarge { large -= 1 }
-            }
+        let work = items.enumerated().filter { $0.element.kind != .directory }.map { ($0.offset, $0.element) }
+        await inFlight(work, heavy: { $0.info.size > UInt64(Self.largeFileSize) }, heavyLimit: Self.largeFilesInFlight) {
+            item, order in await self.copy(item, order: order, mounters: mounters, verbose: verbose)
         }
 
         // Deepest first: a directory's deletions and its final mode and times come after its subdirectories'.
@@ -481,19 +462,34 @@ public final class Copier: Sendable {
         let levels = Dictionary(grouping: directories) { $0.element.destinationPath.components.count }
         let depths = levels.keys.sorted()
         for depth in deepestFirst ? depths.reversed() : depths where Interrupt.signal == nil {
-            let level = levels[depth]!
-            await withTaskGroup(of: Void.self) { group in
-                var next = 0, running = 0
-                while true {
-                    while next < level.count && running < max(1, options.jobs) && Interrupt.signal == nil {
-                        let (order, item) = level[next]
-                        next += 1
-                        running += 1
-                        group.addTask { await body(item, order) }
+            await inFlight(levels[depth]!.map { ($0.offset, $0.element) }, body)
+        }
+    }
+
+    /// Runs `body` on each of `work` (its place in the plan, and the item) in order, a task
+    /// each, `jobs` at once: each that ends lets the next in. Of them at most `heavyLimit`
+    /// are `heavy`; a heavy item waits, and the light ones behind it with it, until one
+    /// ends. An interrupt lets no more in.
+    private func inFlight(_ work: [(Int, Item)], heavy: (Item) -> Bool = { _ in false }, heavyLimit: Int = .max,
+                          _ body: @escaping @Sendable (Item, Int) async -> Void) async {
+        await withTaskGroup(of: Bool.self) { group in
+            var next = 0, running = 0, heavyRunning = 0
+            while true {
+                while next < work.count && running < max(1, options.jobs) && Interrupt.signal == nil {
+                    let (order, item) = work[next]
+                    let isHeavy = heavy(item)
+                    if isHeavy && heavyRunning >= heavyLimit { break }
+                    next += 1
+                    running += 1
+                    if isHeavy { heavyRunning += 1 }
+                    group.addTask {
+                        await body(item, order)
+                        return isHeavy
                     }
-                    guard await group.next() != nil else { break }
-                    running -= 1
                 }
+                guard let wasHeavy = await group.next() else { break }
+                running -= 1
+                if wasHeavy { heavyRunning -= 1 }
             }
         }
     }
