@@ -12,7 +12,7 @@ struct NFSCopyCommand: AsyncParsableCommand {
         discussion: """
         Each operand is a local path or an nfs:// URL, so local to NFS, NFS to local, NFS to NFS and local to local all work. One source goes to a file or into a directory; several sources go into a directory, as with cp.
 
-        URLs: nfs://server/export/path?nfsport=P&mountport=M&version=3&uid=U. The server may be an IPv6 address in brackets (nfs://[::1]/export). Write any byte of a name as %XX (caf%E9.txt) and a literal % as %25. Arguments: version, nfsport, mountport, uid, gid, autoreconnect, dircache, readdir-buffer, tcp-syncnt, debug, if; readahead and pagecache with libnfs 4-5; timeo, retrans, rsize and wsize with libnfs 6 and later. Anything else is a usage error.
+        URLs: nfs://server/export/path?nfsport=P&mountport=M&version=3&uid=U. The server may be an IPv6 address in brackets (nfs://[::1]/export). Write any byte of a name as %XX (caf%E9.txt) and a literal % as %25. Arguments: version, nfsport, mountport, uid, gid, autoreconnect, dircache, tcp-syncnt, debug, if; readdir-buffer with libnfs 5 and later; readahead and pagecache with libnfs 4-5; timeo, retrans, rsize and wsize with libnfs 6 and later. Anything else is a usage error.
 
         Names are copied byte for byte, in every direction, whether or not they are UTF-8; messages show bytes that are not UTF-8 as \\xNN.
 
