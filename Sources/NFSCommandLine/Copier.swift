@@ -303,8 +303,9 @@ public final class Copier: Sendable {
         var items: [Item] = []
         for (index, source) in sources.enumerated() {
             do {
-                let (fs, path, info, reader) = index == 0 ? try await firstSource.get() : try await statSource(source, mounters: mounters)
-                let opened = reader.map(OpenedReader.init)
+                let stated = index == 0 ? try await firstSource.get() : try await statSource(source, mounters: mounters)
+                let (fs, path, info) = (stated.fileSystem, stated.path, stated.info)
+                let opened = stated.reader.map(OpenedReader.init)
                 if let opened { openedReaders.withLock { $0.append(opened) } }
                 let destinationPath = intoDirectory ? Self.baseName(source).map { target.path.appending($0) } ?? target.path
                                                     : target.path
@@ -330,7 +331,7 @@ public final class Copier: Sendable {
                                       destinationPath: destinationPath, info: info, relative: []))
                     do {
                         items += try await planTree(fs, path, relative: [], source: source, into: destinationPath,
-                                                    destination: destination)
+                                                    destination: destination, listed: stated.entries)
                     } catch {
                         fail(fs.display(path), error, destination: destinationPath)
                     }
@@ -346,14 +347,31 @@ public final class Copier: Sendable {
         return items
     }
 
-    /// Where a source operand is, and what (following a link). A source on NFS is
-    /// opened at once too, its LOOKUP and ACCESS in flight with the stat's: a file
-    /// then waits two round trips less before its first READ. The reader is nil for
-    /// anything else, and when that open failed (the copy's own open reports why).
-    private func statSource(_ source: Operand, mounters: Mounters) async throws
-        -> (fileSystem: any CopyFileSystem, path: FilePath, info: FileInfo, reader: (any FileReader)?) {
+    /// What planning learns of a source operand before it plans the source.
+    private struct StatedSource: Sendable {
+        let fileSystem: any CopyFileSystem
+        let path: FilePath
+        /// What is there, following a link.
+        let info: FileInfo
+        /// A file on NFS, opened at once; nil for anything else, and when that open failed
+        /// (the copy's own open reports why).
+        let reader: (any FileReader)?
+        /// A directory on NFS, listed at once with `-r`; nil for anything else, and when that
+        /// listing failed (planning lists it again, and reports why).
+        let entries: [(name: FilePath.Component, info: FileInfo?)]?
+    }
+
+    /// Where a source operand is, and what. A source on NFS is opened at once too,
+    /// its LOOKUP and ACCESS in flight with the stat's: a file then waits two round
+    /// trips less before its first READ. With `-r` it is listed at once as well, as
+    /// it is most likely a directory: a tree's first READDIRPLUS goes out with the
+    /// stat, not two round trips after it.
+    private func statSource(_ source: Operand, mounters: Mounters) async throws -> StatedSource {
         let (fs, path) = try await mounters.source.resolve(source)
-        async let opening = fs is NFSFileSystem ? try? await fs.openRead(path) : nil
+        let onNFS = fs is NFSFileSystem
+        async let opening = onNFS ? try? await fs.openRead(path) : nil
+        // Not awaited unless the source is a directory: otherwise cancelled when this returns.
+        async let listing = onNFS && options.recursive ? try? await fs.entries(path) : nil
         let found: FileInfo?
         do { found = try await fs.info(path, followSymlinks: true) } catch {
             try? await opening?.close()
@@ -365,9 +383,10 @@ public final class Copier: Sendable {
         }
         guard info.kind == .file else {
             try? await opening?.close()
-            return (fs, path, info, nil)
+            return StatedSource(fileSystem: fs, path: path, info: info, reader: nil,
+                                entries: info.kind == .directory ? await listing : nil)
         }
-        return (fs, path, info, await opening)
+        return StatedSource(fileSystem: fs, path: path, info: info, reader: await opening, entries: nil)
     }
 
     /// `name`'s path below the source operand (`a/b.txt`) from its directory's (`a`, or none at the root).
@@ -379,11 +398,14 @@ public final class Copier: Sendable {
     /// path below the source operand, which filters match. Its subdirectories are planned
     /// at once, each in a task of its own: on a network every listing is a round trip,
     /// and a tree's listings then overlap instead of following one another.
+    /// `listed`: `directory`'s entries, when they were listed already.
     private func planTree(_ fs: any CopyFileSystem, _ directory: FilePath, relative: [UInt8], source: Operand,
-                          into target: FilePath, destination: Operand) async throws -> [Item] {
+                          into target: FilePath, destination: Operand,
+                          listed: [(name: FilePath.Component, info: FileInfo?)]? = nil) async throws -> [Item] {
         var items: [Item] = []
+        let unsorted = if let listed { listed } else { try await fs.entries(directory) }
         // Sorted by bytes, as `ls` in the C locale: every name has a place, whatever its encoding.
-        let entries = try await fs.entries(directory).sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
+        let entries = unsorted.sorted(by: { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) })
         if options.delete { sourceNames.withLock { $0[target] = Set(entries.map(\.name)) } }
         for (name, found) in entries {
             let path = directory.appending(name)
