@@ -102,7 +102,7 @@ public final class Copier: Sendable {
         /// The path below the source operand that filters match (`a/b.txt`); a named file's own name.
         let relative: [UInt8]
         /// What lstat found at `destinationPath` while planning (nil inside: nothing), when
-        /// planning looked: a file copied to a name of its own needs no second lookup.
+        /// planning looked: a file or directory copied to a name of its own needs no second lookup.
         var plannedDestination: FileInfo?? = nil
         /// The source, opened while planning stat'ed it (a named file on NFS).
         var opened: OpenedReader? = nil
@@ -322,13 +322,17 @@ public final class Copier: Sendable {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
                                                  reason: "is a directory (use -r to copy directories)")
                     }
-                    if let existing = try await target.fileSystem.info(destinationPath, followSymlinks: true),
+                    // The destination itself was looked at already, unless this goes into it.
+                    let entry = intoDirectory ? try await target.fileSystem.info(destinationPath, followSymlinks: false)
+                                              : targetEntry
+                    if let existing = try await Self.followingLink(entry, at: destinationPath, in: target.fileSystem),
                        existing.kind != .directory {
                         throw FileOperationError(operation: "overwrite", path: target.fileSystem.display(destinationPath),
                                                  reason: "a directory cannot replace a file")
                     }
                     items.append(Item(kind: .directory, source: source, sourcePath: path, destination: destination,
-                                      destinationPath: destinationPath, info: info, relative: []))
+                                      destinationPath: destinationPath, info: info, relative: [],
+                                      plannedDestination: .some(entry)))
                     do {
                         items += try await planTree(fs, path, relative: [], source: source, into: destinationPath,
                                                     destination: destination, listed: stated.entries)
@@ -521,9 +525,12 @@ public final class Copier: Sendable {
         do {
             let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            // From the parent's listing when the copy planned the parent (one READDIRPLUS for all its entries).
-            let found = try await Self.followingLink(try await destinationInfo(item.destinationPath, in: fs),
-                                                     at: item.destinationPath, in: fs)
+            // A named directory was looked at while planning; one below it is in its parent's
+            // listing when the copy planned the parent (one READDIRPLUS for all its entries).
+            let entry = if let planned = item.plannedDestination { planned } else {
+                try await destinationInfo(item.destinationPath, in: fs)
+            }
+            let found = try await Self.followingLink(entry, at: item.destinationPath, in: fs)
             if let existing = found {
                 guard existing.kind == .directory else {
                     throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")

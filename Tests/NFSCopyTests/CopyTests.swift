@@ -118,6 +118,31 @@ struct CopyTests {
         #expect(!FileManager.default.fileExists(atPath: scratch.local("nothing")))
     }
 
+    /// Planning looks a named directory's destination up once: what it found must still
+    /// decide where the tree goes, and keep a file from being replaced.
+    @Test("a tree copied to a new name is made there, goes into an existing directory, and does not replace a file")
+    func treeOntoNames() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-tree-onto")
+        defer { scratch.cleanUp() }
+        let tree = scratch.local("tree")
+        try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
+        let bytes = randomBytes(5000)
+        try Data(bytes).write(to: URL(fileURLWithPath: tree + "/sub/x"))
+        try scratch.writeLocal("file", Array("file stays".utf8))
+        let fresh = try nfsCp("-r", tree, scratch.url("fresh").description)
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(try scratch.readLocal("fresh/sub/x") == bytes)
+        let into = try nfsCp("-r", tree, scratch.url("fresh").description)
+        #expect(into.status == 0, "\(into.stderr)")
+        #expect(try scratch.readLocal("fresh/tree/sub/x") == bytes)
+        let ontoFile = try nfsCp("-r", tree, scratch.url("file").description)
+        #expect(ontoFile.status == 1, "\(ontoFile.stderr)")
+        #expect(ontoFile.stderr.contains("file") && ontoFile.stderr.contains("a directory cannot replace a file"),
+                "\(ontoFile.stderr)")
+        #expect(try scratch.readLocal("file") == Array("file stays".utf8))
+    }
+
     @Test("several sources go into a directory, and a file source into an existing directory keeps its name")
     func intoDirectory() throws {
         let server = try TestServer.require()
