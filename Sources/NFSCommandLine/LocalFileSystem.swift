@@ -1,5 +1,6 @@
 import LibNFS
 import SystemPackage
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -156,15 +157,66 @@ struct LocalCalls: Sendable {
         try check(Platform.setTimes(path, times), "utimes", path)
     }
 
-    func openRead(_ path: FilePath) throws -> LocalFile {
-        do { return LocalFile(fd: try FileDescriptor.open(path, .readOnly), path: path) }
+    /// Opens `path` and reads its first ``LocalReader/prefetchSize`` bytes in the same
+    /// call, and closes it there too when that was the whole file.
+    func openRead(_ path: FilePath) throws -> LocalReader {
+        let file: LocalFile
+        do { file = LocalFile(fd: try FileDescriptor.open(path, .readOnly), path: path) }
         catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
+        var first = [UInt8](repeating: 0, count: LocalReader.prefetchSize)
+        let count: Int
+        do { count = try first.withUnsafeMutableBytes { try file.readAll(into: $0) } } catch {
+            try? file.closeNow()
+            throw error
+        }
+        first.removeLast(first.count - count)
+        let whole = count < LocalReader.prefetchSize
+        if whole { try file.closeNow() }
+        return LocalReader(file: file, first: first, closed: whole)
     }
     func create(_ path: FilePath, _ options: FileDescriptor.OpenOptions, _ permissions: Int) throws -> LocalFile {
         do {
             return LocalFile(fd: try FileDescriptor.open(path, .writeOnly, options: options,
                                                          permissions: FilePermissions(rawValue: mode_t(permissions))), path: path)
         } catch let e as Errno { throw FileOperationError(code: e, operation: "open", path: path) }
+    }
+}
+
+/// A local file opened for reading, its first bytes read with the open: a small file's
+/// open, read and close are one hop to ``LocalThreads``, not three (a tree of small
+/// files spends its time in hops between threads).
+final class LocalReader: FileReader {
+    static let prefetchSize = 64 << 10
+    private let file: LocalFile
+    /// The bytes read with the open not yet taken, and whether the descriptor is closed
+    /// (by the open, when they were the whole file; or by ``close()``).
+    private let state: Mutex<(first: [UInt8], taken: Int, closed: Bool)>
+
+    init(file: LocalFile, first: [UInt8], closed: Bool) {
+        self.file = file
+        state = Mutex((first, 0, closed))
+    }
+
+    /// Fills `buffer` as ``LocalFile`` does: the bytes read with the open first, then the file's.
+    func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        let (copied, atEnd) = state.withLock { s -> (Int, Bool) in
+            let n = min(buffer.count, s.first.count - s.taken)
+            if n > 0 {
+                s.first.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + s.taken, byteCount: n) }
+                s.taken += n
+            }
+            return (n, s.closed && s.taken == s.first.count)
+        }
+        if copied == buffer.count || atEnd { return copied }
+        return try await copied + file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[copied...]))
+    }
+
+    func close() async throws {
+        let open = state.withLock { s in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        if open { try await file.close() }
     }
 }
 
@@ -192,7 +244,7 @@ struct LocalFile: FileReader, FileWriter {
     func setPermissions(_ permissions: Int) async throws { try await LocalThreads.shared.run { try chmod(permissions) } }
     func close() async throws { try await LocalThreads.shared.run { try closeNow() } }
 
-    private func readAll(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    func readAll(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var done = 0
         do {
             while done < buffer.count {
@@ -232,7 +284,7 @@ struct LocalFile: FileReader, FileWriter {
     /// and an fsync of every file would make local copies several times slower.
     /// NFS destinations are committed (see ``NFSWriter``): the server may hold unstable writes.
     var connectionIdentity: UInt64? { nil }
-    private func closeNow() throws {
+    func closeNow() throws {
         do { try fd.close() } catch let e as Errno { throw FileOperationError(code: e, operation: "close", path: path) }
     }
 }

@@ -110,6 +110,29 @@ struct CopyEdgeTests {
         #expect(output.hasSuffix("\r\u{1B}[2K"), "the line is cleared at the end: \(output.suffix(80).debugDescription)")
     }
 
+    /// A local source's first 64 KiB are read with its open (and it is closed there when
+    /// that was all of it): sizes around that boundary must arrive whole, and up to it no more.
+    @Test("local files of sizes around the first read's 64 KiB arrive on the server byte for byte")
+    func sizesAroundFirstRead() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-first-read")
+        defer { scratch.cleanUp() }
+        let tree = NSTemporaryDirectory() + "nfs-cp-first-read-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: tree) }
+        let sizes = [0, 1, 65_535, 65_536, 65_537, 131_072, 200_000]
+        var contents: [String: [UInt8]] = [:]
+        for size in sizes {
+            contents["f\(size)"] = randomBytes(size)
+            try Data(contents["f\(size)"]!).write(to: URL(fileURLWithPath: tree + "/f\(size)"))
+        }
+        let r = try nfsCp("-r", tree, scratch.url("tree").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        for (name, bytes) in contents {
+            #expect(try scratch.readLocal("tree/" + name) == bytes, "\(name)")
+        }
+    }
+
     @Test("a source that grows during the copy fails that file and leaves nothing, never loops")
     func growingSource() throws {
         let server = try TestServer.require()
