@@ -128,7 +128,8 @@ public final class Copier: Sendable {
     private struct Mounters: Sendable {
         let source: Mounter
         let destination: Mounter
-        /// Both sides' unmounts at once: an NFS-to-NFS copy waits for one round trip, not two.
+        /// Both sides closed at once (with `NFSOptions.unmountsOnClose` on, an NFS-to-NFS copy
+        /// waits for one UMNT, not two).
         func closeAll() async {
             async let source: Void = source.closeAll()
             await destination.closeAll()
