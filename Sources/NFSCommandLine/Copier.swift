@@ -245,7 +245,7 @@ public final class Copier: Sendable {
 
         // A task per file, their requests sharing each side's one connection. Of them, at most
         // `largeFilesInFlight` are large: each of those holds tens of MiB of buffers.
-        let work = items.enumerated().filter { $0.element.kind != .directory }.map { ($0.offset, $0.element) }
+        let work = items.enumerated().filter { $0.element.kind != .directory }
         await inFlight(work, heavy: { $0.info.size > UInt64(Self.largeFileSize) }, heavyLimit: Self.largeFilesInFlight) {
             item, order in await self.copy(item, order: order, mounters: mounters, verbose: verbose)
         }
@@ -489,7 +489,7 @@ public final class Copier: Sendable {
         let levels = Dictionary(grouping: directories) { $0.element.destinationPath.components.count }
         let depths = levels.keys.sorted()
         for depth in deepestFirst ? depths.reversed() : depths where Interrupt.signal == nil {
-            await inFlight(levels[depth]!.map { ($0.offset, $0.element) }, body)
+            await inFlight(levels[depth]!, body)
         }
     }
 
@@ -497,7 +497,7 @@ public final class Copier: Sendable {
     /// each, `jobs` at once: each that ends lets the next in. Of them at most `heavyLimit`
     /// are `heavy`; a heavy item waits, and the light ones behind it with it, until one
     /// ends. An interrupt lets no more in.
-    private func inFlight(_ work: [(Int, Item)], heavy: (Item) -> Bool = { _ in false }, heavyLimit: Int = .max,
+    private func inFlight(_ work: [(offset: Int, element: Item)], heavy: (Item) -> Bool = { _ in false }, heavyLimit: Int = .max,
                           _ body: @escaping @Sendable (Item, Int) async -> Void) async {
         await withTaskGroup(of: Bool.self) { group in
             var next = 0, running = 0, heavyRunning = 0
@@ -526,12 +526,8 @@ public final class Copier: Sendable {
         do {
             let fs = try await mounters.destination.resolve(item.destination).fileSystem
             shown = fs.display(item.destinationPath)
-            // A named directory was looked at while planning; one below it is in its parent's
-            // listing when the copy planned the parent (one READDIRPLUS for all its entries).
-            let entry = if let planned = item.plannedDestination { planned } else {
-                try await destinationInfo(item.destinationPath, in: fs)
-            }
-            let found = try await Self.followingLink(entry, at: item.destinationPath, in: fs)
+            let found = try await Self.followingLink(try await destinationEntry(of: item, in: fs),
+                                                     at: item.destinationPath, in: fs)
             if let existing = found {
                 guard existing.kind == .directory else {
                     throw FileOperationError(operation: "mkdir", path: shown, reason: "File exists")
@@ -659,10 +655,7 @@ public final class Copier: Sendable {
             let (sourceFS, _) = try await mounters.source.resolve(item.source)
             let (targetFS, _) = try await mounters.destination.resolve(item.destination)
             shown = sourceFS.display(item.sourcePath)
-            let existing: FileInfo?
-            if let planned = item.plannedDestination { existing = planned } else {
-                existing = try await destinationInfo(item.destinationPath, in: targetFS)
-            }
+            let existing = try await destinationEntry(of: item, in: targetFS)
             if existing != nil && options.noClobber {
                 return skip(order, targetFS.display(item.destinationPath), reason: "exists", verbose: verbose)
             }
@@ -742,6 +735,13 @@ public final class Copier: Sendable {
     /// What stat says of `path`, given what lstat said (`entry`): a second lookup only for a link.
     private static func followingLink(_ entry: FileInfo?, at path: FilePath, in fs: any CopyFileSystem) async throws -> FileInfo? {
         entry?.kind == .symlink ? try await fs.info(path, followSymlinks: true) : entry
+    }
+
+    /// What is at `item`'s destination (lstat-like): what planning found there for a file or
+    /// directory named on the command line, else ``destinationInfo(_:in:)``.
+    private func destinationEntry(of item: Item, in fs: any CopyFileSystem) async throws -> FileInfo? {
+        if let planned = item.plannedDestination { return planned }
+        return try await destinationInfo(item.destinationPath, in: fs)
     }
 
     /// What is at `path` in the destination now (lstat-like), from its directory's
