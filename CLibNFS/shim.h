@@ -5,7 +5,11 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/time.h>
+#include <errno.h>
+#include <string.h>
 #include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs.h>
 
 // Every difference between the libnfs versions this package supports (4.0.0
 // through 7.0.0) lives here, keyed on what each version's header declares.
@@ -116,6 +120,178 @@ static inline int swiftnfs_utimes_async(struct nfs_context *nfs, const char *pat
     tv[0].tv_sec = (time_t)atime_sec; tv[0].tv_usec = (suseconds_t)atime_usec;
     tv[1].tv_sec = (time_t)mtime_sec; tv[1].tv_usec = (suseconds_t)mtime_usec;
     return nfs_utimes_async(nfs, path, tv, cb, private_data);
+}
+
+// NFSv3 calls on file handles (Sources/LibNFS/Engine/HandleOperations.swift),
+// sent on the context's own RPC connection with libnfs's raw layer: a call
+// names its file by handle, so nothing is looked up from the root first.
+// 4.x-5.x name the calls rpc_nfs3_*_async and return 0 or -1; API v2 names
+// them rpc_nfs3_*_task and returns the queued PDU or NULL. The arguments are
+// encoded when queued, except a WRITE's bytes on API v2 and 5.x, which are sent
+// from the caller's buffer: it lives until the callback.
+#ifdef LIBNFS_API_V2
+#define SWIFTNFS_RPC3(call, rpc, cb, args, pd) (rpc_nfs3_##call##_task((rpc), (cb), (args), (pd)) != NULL ? 0 : -1)
+#else
+#define SWIFTNFS_RPC3(call, rpc, cb, args, pd) rpc_nfs3_##call##_async((rpc), (cb), (args), (pd))
+#endif
+
+// libnfs's struct nfs_fh, which nfs_get_fh returns but no public header
+// declares: the same two fields from 4.0.0 through 7.0.0.
+struct swiftnfs_fh_view {
+    int len;
+    char *val;
+};
+
+static inline size_t swiftnfs_fh_length(struct nfsfh *fh) {
+    return (size_t)((struct swiftnfs_fh_view *)nfs_get_fh(fh))->len;
+}
+
+static inline const void *swiftnfs_fh_bytes(struct nfsfh *fh) {
+    return ((struct swiftnfs_fh_view *)nfs_get_fh(fh))->val;
+}
+
+static inline void swiftnfs_set_fh3(nfs_fh3 *fh, const void *bytes, size_t length) {
+    fh->data.data_len = (u_int)length;
+    fh->data.data_val = (char *)bytes;
+}
+
+// Every NFSv3 reply begins with its nfsstat3.
+static inline int32_t swiftnfs3_status(const void *res) {
+    return (int32_t)*(const nfsstat3 *)res;
+}
+
+static inline int swiftnfs3_lookup_async(struct nfs_context *nfs, const void *dir, size_t dir_length,
+                                         const char *name, rpc_cb cb, void *private_data) {
+    LOOKUP3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.what.dir, dir, dir_length);
+    args.what.name = (char *)name;
+    return SWIFTNFS_RPC3(lookup, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The handle found (valid during the callback) and its attributes, NULL when the server sent none.
+static inline const void *swiftnfs3_lookup_result(const void *res, size_t *length, const fattr3 **attributes) {
+    const LOOKUP3resok *ok = &((const LOOKUP3res *)res)->LOOKUP3res_u.resok;
+    *attributes = ok->obj_attributes.attributes_follow ? &ok->obj_attributes.post_op_attr_u.attributes : NULL;
+    *length = ok->object.data.data_len;
+    return ok->object.data.data_val;
+}
+
+// API v2 reads into `buf`, which lives until the callback; 4.x-5.x ignore it.
+static inline int swiftnfs3_read_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                       uint64_t offset, uint32_t count, void *buf,
+                                       rpc_cb cb, void *private_data) {
+    READ3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.file, fh, fh_length);
+    args.offset = offset;
+    args.count = count;
+#ifdef LIBNFS_API_V2
+    return rpc_nfs3_read_task(nfs_get_rpc_context(nfs), cb, buf, count, &args, private_data) != NULL ? 0 : -1;
+#else
+    (void)buf;
+    return rpc_nfs3_read_async(nfs_get_rpc_context(nfs), cb, &args, private_data);
+#endif
+}
+
+// How many bytes a READ returned and whether they end the file. 4.x-5.x set
+// `bytes` to them (valid during the callback); API v2 has put them in `buf`
+// already and sets it NULL.
+static inline uint32_t swiftnfs3_read_result(const void *res, const void **bytes, int *eof) {
+    const READ3resok *ok = &((const READ3res *)res)->READ3res_u.resok;
+    *eof = ok->eof ? 1 : 0;
+#ifdef LIBNFS_API_V2
+    *bytes = NULL;
+    return ok->count;
+#else
+    *bytes = ok->data.data_val;
+    return ok->count < ok->data.data_len ? ok->count : ok->data.data_len;
+#endif
+}
+
+// `stable`: 0 UNSTABLE, 1 DATA_SYNC, 2 FILE_SYNC.
+static inline int swiftnfs3_write_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                        uint64_t offset, const void *bytes, uint32_t count, int stable,
+                                        rpc_cb cb, void *private_data) {
+    WRITE3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.file, fh, fh_length);
+    args.offset = offset;
+    args.count = count;
+    args.stable = (stable_how)stable;
+    args.data.data_len = count;
+    args.data.data_val = (char *)bytes;
+    return SWIFTNFS_RPC3(write, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The bytes written and how stably (as `stable` above).
+static inline uint32_t swiftnfs3_write_result(const void *res, int *committed) {
+    const WRITE3resok *ok = &((const WRITE3res *)res)->WRITE3res_u.resok;
+    *committed = (int)ok->committed;
+    return ok->count;
+}
+
+static inline int swiftnfs3_commit_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                         rpc_cb cb, void *private_data) {
+    COMMIT3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.file, fh, fh_length);
+    return SWIFTNFS_RPC3(commit, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// A GUARDED create fails with NFS3ERR_EXIST where the name exists; an UNCHECKED one opens what is there.
+static inline int swiftnfs3_create_async(struct nfs_context *nfs, const void *dir, size_t dir_length,
+                                         const char *name, int guarded, uint32_t mode,
+                                         rpc_cb cb, void *private_data) {
+    CREATE3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.where.dir, dir, dir_length);
+    args.where.name = (char *)name;
+    args.how.mode = guarded ? GUARDED : UNCHECKED;
+    args.how.createhow3_u.obj_attributes.mode.set_it = 1;
+    args.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = mode;
+    return SWIFTNFS_RPC3(create, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The new file's handle (valid during the callback), NULL when the server sent none.
+static inline const void *swiftnfs3_create_result(const void *res, size_t *length) {
+    const post_op_fh3 *fh = &((const CREATE3res *)res)->CREATE3res_u.resok.obj;
+    if (!fh->handle_follows) {
+        *length = 0;
+        return NULL;
+    }
+    *length = fh->post_op_fh3_u.handle.data.data_len;
+    return fh->post_op_fh3_u.handle.data.data_val;
+}
+
+// Sets the mode and/or the size (a negative value leaves it).
+static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                          int64_t mode, int64_t size, rpc_cb cb, void *private_data) {
+    SETATTR3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.object, fh, fh_length);
+    if (mode >= 0) {
+        args.new_attributes.mode.set_it = 1;
+        args.new_attributes.mode.set_mode3_u.mode = (mode3)mode;
+    }
+    if (size >= 0) {
+        args.new_attributes.size.set_it = 1;
+        args.new_attributes.size.set_size3_u.size = (size3)size;
+    }
+    return SWIFTNFS_RPC3(setattr, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+static inline int swiftnfs3_rename_async(struct nfs_context *nfs,
+                                         const void *from_dir, size_t from_dir_length, const char *from_name,
+                                         const void *to_dir, size_t to_dir_length, const char *to_name,
+                                         rpc_cb cb, void *private_data) {
+    RENAME3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.from.dir, from_dir, from_dir_length);
+    args.from.name = (char *)from_name;
+    swiftnfs_set_fh3(&args.to.dir, to_dir, to_dir_length);
+    args.to.name = (char *)to_name;
+    return SWIFTNFS_RPC3(rename, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }
 
 #endif

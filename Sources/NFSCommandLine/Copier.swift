@@ -786,7 +786,7 @@ public final class Copier: Sendable {
         let permissions = options.preserve ? item.info.permissions
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
         let reader: any FileReader
-        if let opened = item.opened?.take() { reader = opened } else { reader = try await sourceFS.openRead(item.sourcePath) }
+        if let opened = item.opened?.take() { reader = opened } else { reader = try await sourceFS.openRead(item.sourcePath, expectedSize: item.info.size) }
         try await finally {
             try await copyFile(item, reader: reader, from: sourceFS, to: targetFS, permissions: permissions)
         } then: {
@@ -812,7 +812,8 @@ public final class Copier: Sendable {
         let writer: any FileWriter
         do {
             writer = options.inplace ? try await targetFS.createTruncating(writePath, permissions: permissions)
-                                     : try await targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600)
+                                     : try await targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600,
+                                                                         expectedSize: item.info.size)
         } catch var error as FileOperationError {
             // The temporary name means nothing to the user; the destination does.
             error.operation = "create"

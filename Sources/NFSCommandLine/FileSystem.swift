@@ -65,8 +65,24 @@ public protocol CopyFileSystem: Sendable {
     func openRead(_ path: FilePath) async throws -> any FileReader
     /// Creates a new file that must not exist yet (`O_EXCL`).
     func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter
+    /// ``openRead(_:)`` for a file the caller expects to hold `expectedSize` bytes
+    /// (on NFS a small one is read by its handle: no path walk, no ACCESS).
+    func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader
+    /// ``createExclusive(_:permissions:)`` for a file about to receive `expectedSize`
+    /// bytes (on NFS a small one is created in its directory's handle and written stably: no COMMIT).
+    func createExclusive(_ path: FilePath, permissions: Int, expectedSize: UInt64) async throws -> any FileWriter
     /// Opens for writing, creating or truncating.
     func createTruncating(_ path: FilePath, permissions: Int) async throws -> any FileWriter
     /// The preferred size of one read or write.
     var chunkSize: Int { get }
+}
+
+extension CopyFileSystem {
+    public func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader {
+        try await openRead(path)
+    }
+
+    public func createExclusive(_ path: FilePath, permissions: Int, expectedSize: UInt64) async throws -> any FileWriter {
+        try await createExclusive(path, permissions: permissions)
+    }
 }

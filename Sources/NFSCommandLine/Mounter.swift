@@ -46,6 +46,8 @@ public final class Mounter: Sendable {
     /// One mount per URL, made by the first task that needs it while the others wait for it.
     private let contexts = Mutex<[String: Once<Result<NFSContext, any Error>>]>([:])
     private let resolved = Mutex<[Operand: (root: String, path: FilePath)]>([:])
+    /// One file system per mount, so that every file shares its directory handles.
+    private let fileSystems = Mutex<[ObjectIdentifier: NFSFileSystem]>([:])
 
     public init(options: NFSOptions) { self.options = options }
 
@@ -118,11 +120,20 @@ public final class Mounter: Sendable {
             return (LocalFileSystem(), path)
         case .nfs(let url):
             if let known = resolved.withLock({ $0[operand] }) {
-                return (NFSFileSystem(context: try await mount(try NFSURL(known.root))), known.path)
+                return (fileSystem(of: try await mount(try NFSURL(known.root))), known.path)
             }
             let result = try await findMountPoint(for: url)
             resolved.withLock { $0[operand] = (result.root.description, result.path) }
-            return (NFSFileSystem(context: try await mount(result.root)), result.path)
+            return (fileSystem(of: try await mount(result.root)), result.path)
+        }
+    }
+
+    private func fileSystem(of context: NFSContext) -> NFSFileSystem {
+        fileSystems.withLock { known in
+            if let fileSystem = known[ObjectIdentifier(context)] { return fileSystem }
+            let fileSystem = NFSFileSystem(context: context)
+            known[ObjectIdentifier(context)] = fileSystem
+            return fileSystem
         }
     }
 

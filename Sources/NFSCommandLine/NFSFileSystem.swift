@@ -1,4 +1,4 @@
-import LibNFS
+@_spi(Handles) import LibNFS
 import SystemPackage
 
 /// A mounted share as one side of a copy.
@@ -6,10 +6,18 @@ public struct NFSFileSystem: CopyFileSystem {
     public let context: NFSContext
     /// The URL the context mounted; displayed paths are built on it.
     public let root: NFSURL
+    /// The directories' handles, over NFSv3: small files go by handle (see ``DirectoryHandles``).
+    let handles: DirectoryHandles?
 
     public init(context: NFSContext) {
         self.context = context
         self.root = context.parsedURL
+        self.handles = DirectoryHandles(context: context)
+    }
+
+    /// Whether a file of `size` bytes goes by handle: one READ or WRITE holds it.
+    private func byHandle(_ size: UInt64) -> DirectoryHandles? {
+        size < UInt64(min(context.readSize, context.writeSize)) ? handles : nil
     }
 
     public func display(_ path: FilePath) -> String {
@@ -46,9 +54,23 @@ public struct NFSFileSystem: CopyFileSystem {
     public func makeDirectory(_ path: FilePath, permissions: Int) async throws { try await translate(path) { try await context.mkdir(path, mode: permissions) } }
     public func makeSymlink(_ target: FilePath, at path: FilePath) async throws { try await translate(path) { try await context.symlink(target, at: path) } }
     public func readSymlink(_ path: FilePath) async throws -> FilePath { try await translate(path) { try await context.readlink(path) } }
-    public func rename(_ from: FilePath, to: FilePath) async throws { try await translate(from) { try await context.rename(from, to: to) } }
-    public func remove(_ path: FilePath) async throws { try await translate(path) { try await context.unlink(path) } }
-    public func removeDirectory(_ path: FilePath) async throws { try await translate(path) { try await context.rmdir(path) } }
+    public func rename(_ from: FilePath, to: FilePath) async throws {
+        defer { handles?.forget(from); handles?.forget(to) }
+        if let handles, let source = await handles.parent(of: from), let target = await handles.parent(of: to) {
+            return try await translate(from) {
+                try await context.rename(source.name, in: source.directory, to: target.name, in: target.directory, path: from)
+            }
+        }
+        try await translate(from) { try await context.rename(from, to: to) }
+    }
+    public func remove(_ path: FilePath) async throws {
+        defer { handles?.forget(path) }
+        try await translate(path) { try await context.unlink(path) }
+    }
+    public func removeDirectory(_ path: FilePath) async throws {
+        defer { handles?.forget(path) }
+        try await translate(path) { try await context.rmdir(path) }
+    }
     public func setPermissions(_ path: FilePath, _ permissions: Int) async throws { try await translate(path) { try await context.chmod(path, mode: permissions) } }
     public func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws { try await translate(path) { try await context.chown(path, uid: uid, gid: gid) } }
     public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws {
@@ -56,6 +78,23 @@ public struct NFSFileSystem: CopyFileSystem {
     }
     public func openRead(_ path: FilePath) async throws -> any FileReader {
         NFSReader(file: try await translate(path) { try await context.open(path) }, fileSystem: self)
+    }
+    public func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader {
+        if let handles = byHandle(expectedSize), let parent = await handles.parent(of: path) {
+            let found = try await translate(path) { try await context.lookup(parent.name, in: parent.directory, path: path) }
+            // A link is followed by the path call.
+            if found.stat?.type == .regular { return HandleReader(file: found.handle, path: path, fileSystem: self) }
+        }
+        return try await openRead(path)
+    }
+    public func createExclusive(_ path: FilePath, permissions: Int, expectedSize: UInt64) async throws -> any FileWriter {
+        if let handles = byHandle(expectedSize), let parent = await handles.parent(of: path) {
+            let file = try await translate(path) {
+                try await context.create(parent.name, in: parent.directory, path: path, permissions: permissions, exclusive: true)
+            }
+            return HandleWriter(file: file, path: path, fileSystem: self)
+        }
+        return try await createExclusive(path, permissions: permissions)
     }
     public func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter {
         NFSWriter(file: try await translate(path) { try await context.open(path, mode: "x", permissions: permissions) }, fileSystem: self)

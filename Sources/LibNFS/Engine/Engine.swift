@@ -384,8 +384,9 @@ final class ServiceLoop: @unchecked Sendable {
         shared.withLock { $0.queue.insert(contentsOf: ready, at: 0) }
     }
 
-    /// libnfs's callback for `request` (from ``EngineCallback``).
-    func callback(_ request: EngineRequest, status: Int32, data: UnsafeMutableRawPointer?) {
+    /// libnfs's callback for `request` (from ``EngineCallback`` or ``HandleCallback``);
+    /// `message`, when given, is the failure's text (a handle call's reply carries no libnfs text).
+    func callback(_ request: EngineRequest, status: Int32, data: UnsafeMutableRawPointer?, message: String? = nil) {
         request.calledBack = true
         inFlight.removeValue(forKey: ObjectIdentifier(request))
         if let file = request.file, !parkedCloses.isEmpty { releaseCloses(of: file) }
@@ -401,7 +402,7 @@ final class ServiceLoop: @unchecked Sendable {
             // text just before the callback, and `data` is not always text (6.0.2 passes a READ3res).
             let dataText = data.map { Syscalls.text(UnsafePointer($0.assumingMemoryBound(to: CChar.self))) }
             let contextText = Syscalls.errorText(nfs).flatMap { $0.isEmpty ? nil : $0 }
-            let text = status == -EFAULT || status == -EINTR ? dataText ?? contextText : contextText ?? dataText
+            let text = message ?? (status == -EFAULT || status == -EINTR ? dataText ?? contextText : contextText ?? dataText)
             if servicing && status == -EFAULT {
                 transportFailures.append((request, status, text))
             } else {

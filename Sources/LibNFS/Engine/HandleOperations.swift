@@ -1,0 +1,80 @@
+internal import CLibNFS
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The NFSv3 calls on file handles as ``Request``s (see ``NFSObjectHandle``):
+/// one RPC each, named by handle, so none resolves a path from the root first.
+extension Operations {
+    /// Opens `path` (libnfs's lookups, then an ACCESS) for the handle behind it;
+    /// the caller closes the returned file, which no READ or WRITE ever uses.
+    static func handle(of path: FilePath) -> Request<(handle: [UInt8], file: FilePointer)> {
+        Request("open", path: path, issue: { nfs, pd in Syscalls.openAsync(nfs, path, flags: O_RDONLY, mode: 0, pd) },
+                success: { _, data in
+                    let fh = OpaquePointer(data!)
+                    return (Syscalls.handleBytes(fh), FilePointer(raw: fh))
+                })
+    }
+
+    static func lookup(_ name: FilePath.Component, in directory: NFSObjectHandle,
+                       path: FilePath) -> Request<(handle: [UInt8], attributes: NFSStat?)> {
+        Request("lookup", path: path, issue: { nfs, pd in Syscalls.lookup3Async(nfs, directory.bytes, name, pd) },
+                success: { _, data in Syscalls.lookup3Result(data!) })
+    }
+
+    /// One READ of at most `destination.count` bytes, copied into `destination`
+    /// under the request's lock while the caller still waits (as ``pread(_:_:offset:into:)``).
+    static func read(_ file: NFSObjectHandle, path: FilePath, offset: UInt64,
+                     into destination: UnsafeMutableRawBufferPointer) -> Request<(count: Int, end: Bool)> {
+        let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: destination.count) : nil
+        return Request("read", path: path, issue: { nfs, pd in
+            Syscalls.read3Async(nfs, file.bytes, offset: offset, count: destination.count,
+                                buffer: owned?.buffer.baseAddress, pd)
+        }, success: { _, data in
+            let reply = Syscalls.read3Result(data!)
+            let count = min(reply.count, destination.count)
+            if count > 0, let source = reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) {
+                destination.baseAddress!.copyMemory(from: source, byteCount: count)
+            }
+            return (count, reply.end)
+        })
+    }
+
+    /// One WRITE of `bytes`, which the request owns until the reply.
+    static func write(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes,
+                      stable: Bool) -> Request<(count: Int, stable: Bool)> {
+        Request("write", path: path, issue: { nfs, pd in
+            Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
+                                 stable: stable, pd)
+        }, success: { _, data in Syscalls.write3Result(data!) })
+    }
+
+    static func commit(_ file: NFSObjectHandle, path: FilePath) -> Request<Void> {
+        Request("commit", path: path, issue: { nfs, pd in Syscalls.commit3Async(nfs, file.bytes, pd) },
+                success: { _, _ in })
+    }
+
+    static func create(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
+                       exclusive: Bool, permissions: Int) -> Request<[UInt8]?> {
+        Request("create", path: path, issue: { nfs, pd in
+            Syscalls.create3Async(nfs, directory.bytes, name, exclusive: exclusive, mode: permissions, pd)
+        }, success: { _, data in Syscalls.create3Result(data!) })
+    }
+
+    static func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int?, size: UInt64?) -> Request<Void> {
+        Request(size != nil ? "truncate" : "chmod", path: path, issue: { nfs, pd in
+            Syscalls.setattr3Async(nfs, file.bytes, mode: permissions, size: size, pd)
+        }, success: { _, _ in })
+    }
+
+    static func rename(_ name: FilePath.Component, in directory: NFSObjectHandle,
+                       to newName: FilePath.Component, in newDirectory: NFSObjectHandle, path: FilePath) -> Request<Void> {
+        Request("rename", path: path, issue: { nfs, pd in
+            Syscalls.rename3Async(nfs, from: (directory.bytes, name), to: (newDirectory.bytes, newName), pd)
+        }, success: { _, _ in })
+    }
+}
