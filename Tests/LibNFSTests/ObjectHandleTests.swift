@@ -1,0 +1,111 @@
+import Foundation
+@_spi(Handles) import LibNFS
+import NFSTestSupport
+import SystemPackage
+import Testing
+
+/// The calls on NFSv3 file handles, checked against the export directory on
+/// the server's disk. Over NFSv4 (libnfs has no such layer there) they must
+/// refuse clearly instead.
+@Suite("Calls on file handles", TestServer.required)
+struct ObjectHandleTests {
+    /// A context, or nil after checking that an NFSv4 one refuses every call on handles.
+    static func v3Context(_ server: TestServer) async throws -> NFSContext? {
+        let nfs = try await NFSContext(url: server.url.description)
+        guard nfs.supportsObjectHandles else {
+            await #expect { _ = try await nfs.handle(of: "/") } throws: { error in
+                (error as? NFSError).map { $0.code == .notSupported && $0.description.contains("NFSv3") } == true
+            }
+            try await nfs.close()
+            return nil
+        }
+        return nfs
+    }
+
+    @Test("a file created in a directory's handle, written stably and renamed is on disk byte for byte with its mode")
+    func createWriteRename() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-write")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        let directory = try await nfs.handle(of: FilePath(scratch.path))
+        // More than one WRITE's worth, so that the pieces go out together and land in order.
+        let bytes = randomBytes(nfs.writeSize * 2 + 12345)
+        let file = try await nfs.create("new", in: directory, path: FilePath(scratch.path("new")),
+                                        permissions: 0o640, exclusive: true)
+        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { source.deallocate() }
+        source.copyBytes(from: bytes)
+        let stable = try await nfs.write(file, path: FilePath(scratch.path("new")), offset: 0,
+                                         bytes: UnsafeRawBufferPointer(source), stable: true)
+        #expect(stable)
+        try await nfs.rename("new", in: directory, to: "final", in: directory, path: FilePath(scratch.path("new")))
+        #expect(try scratch.readLocal("final") == bytes)
+        #expect(!FileManager.default.fileExists(atPath: scratch.local("new")))
+        let mode = try FileManager.default.attributesOfItem(atPath: scratch.local("final"))[.posixPermissions] as? Int
+        #expect(mode == 0o640)
+        // Set through the handle: the size cuts the file, the mode changes.
+        try await nfs.setAttributes(file, path: FilePath(scratch.path("final")), permissions: 0o600, size: 1000)
+        #expect(try scratch.readLocal("final") == Array(bytes.prefix(1000)))
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("final"))[.posixPermissions] as? Int == 0o600)
+    }
+
+    @Test("a file looked up in its directory's handle reads byte for byte, its end reported with the last bytes")
+    func lookupRead() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-read")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        let bytes = randomBytes(nfs.readSize + 777)
+        try scratch.writeLocal("f", bytes)
+        let directory = try await nfs.handle(of: FilePath(scratch.path))
+        let found = try await nfs.lookup("f", in: directory, path: FilePath(scratch.path("f")))
+        #expect(found.stat?.size == UInt64(bytes.count) && found.stat?.isFile == true)
+        var read: [UInt8] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: nfs.readSize * 2, alignment: 1)
+        defer { buffer.deallocate() }
+        var ends: [Bool] = []
+        for _ in 0..<4 {
+            let reply = try await nfs.read(found.handle, path: FilePath(scratch.path("f")), offset: UInt64(read.count), into: buffer)
+            read += buffer.prefix(reply.count)
+            ends.append(reply.end)
+            if reply.end { break }
+        }
+        #expect(read == bytes)
+        // At most readSize per call: two calls, the second one the end.
+        #expect(ends == [false, true])
+        let sub = try await nfs.lookup(FilePath.Component(scratch.name)!, in: try await nfs.handle(of: "/"),
+                                       path: FilePath(scratch.path))
+        #expect(sub.stat?.isDirectory == true && sub.handle == directory)
+    }
+
+    @Test("calls on handles name the path and the server's reason: missing, existing, and a removed file's stale handle")
+    func errors() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-errors")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        try scratch.writeLocal("here", [1, 2, 3])
+        let directory = try await nfs.handle(of: FilePath(scratch.path))
+        let missing = FilePath(scratch.path("missing"))
+        await #expect { _ = try await nfs.lookup("missing", in: directory, path: missing) } throws: { error in
+            guard let error = error as? NFSError else { return false }
+            return error.code == .noSuchFileOrDirectory && error.path == missing && error.description.contains("NFS3ERR_NOENT")
+        }
+        let here = FilePath(scratch.path("here"))
+        await #expect { _ = try await nfs.create("here", in: directory, path: here, permissions: 0o644, exclusive: true) } throws: { error in
+            (error as? NFSError).map { $0.code == .fileExists && $0.path == here } == true
+        }
+        #expect(try scratch.readLocal("here") == [1, 2, 3])
+        let file = try await nfs.lookup("here", in: directory, path: here).handle
+        try FileManager.default.removeItem(atPath: scratch.local("here"))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+        defer { buffer.deallocate() }
+        await #expect { _ = try await nfs.read(file, path: here, offset: 0, into: buffer) } throws: { error in
+            (error as? NFSError).map { $0.code == .staleNFSFileHandle && $0.path == here } == true
+        }
+    }
+}
