@@ -294,4 +294,43 @@ static inline int swiftnfs3_rename_async(struct nfs_context *nfs,
     return SWIFTNFS_RPC3(rename, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }
 
+// One READDIRPLUS from `cookie` on (`verifier`: the 8 bytes the last reply gave, zeros at first).
+static inline int swiftnfs3_readdirplus_async(struct nfs_context *nfs, const void *dir, size_t dir_length,
+                                              uint64_t cookie, const void *verifier, uint32_t count,
+                                              rpc_cb cb, void *private_data) {
+    READDIRPLUS3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.dir, dir, dir_length);
+    args.cookie = cookie;
+    memcpy(args.cookieverf, verifier, sizeof(cookieverf3));
+    args.dircount = count;
+    args.maxcount = count;
+    return SWIFTNFS_RPC3(readdirplus, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The reply's first entry (valid during the callback), whether the listing ends with it, and the verifier to send on.
+static inline const entryplus3 *swiftnfs3_readdirplus_result(const void *res, int *eof, void *verifier) {
+    const READDIRPLUS3resok *ok = &((const READDIRPLUS3res *)res)->READDIRPLUS3res_u.resok;
+    *eof = ok->reply.eof ? 1 : 0;
+    memcpy(verifier, ok->cookieverf, sizeof(cookieverf3));
+    return ok->reply.entries;
+}
+
+static inline const entryplus3 *swiftnfs3_entry_next(const entryplus3 *entry) { return entry->nextentry; }
+static inline const char *swiftnfs3_entry_name(const entryplus3 *entry) { return entry->name; }
+static inline uint64_t swiftnfs3_entry_cookie(const entryplus3 *entry) { return entry->cookie; }
+
+static inline const fattr3 *swiftnfs3_entry_attributes(const entryplus3 *entry) {
+    return entry->name_attributes.attributes_follow ? &entry->name_attributes.post_op_attr_u.attributes : NULL;
+}
+
+static inline const void *swiftnfs3_entry_handle(const entryplus3 *entry, size_t *length) {
+    if (!entry->name_handle.handle_follows) {
+        *length = 0;
+        return NULL;
+    }
+    *length = entry->name_handle.post_op_fh3_u.handle.data.data_len;
+    return entry->name_handle.post_op_fh3_u.handle.data.data_val;
+}
+
 #endif

@@ -13,8 +13,35 @@ public struct NFSObjectHandle: Sendable, Hashable {
     let bytes: [UInt8]
 }
 
+/// A directory entry as READDIRPLUS gives it: its attributes and handle, either of which the server may leave out.
+@_spi(Handles)
+public struct NFSHandleEntry: Sendable {
+    public var name: FilePath.Component
+    public var stat: NFSStat?
+    public var handle: NFSObjectHandle?
+}
+
 @_spi(Handles)
 extension NFSContext {
+    /// Lists `directory` with READDIRPLUS, as many round trips as its replies take
+    /// (``NFSOptions/readdirBufferSize`` bytes each, else 64 KiB); "." and ".." are left out.
+    public func list(_ directory: NFSObjectHandle, path: FilePath) async throws -> [NFSHandleEntry] {
+        try requireObjectHandles("opendir", path)
+        let count = options.readdirBufferSize ?? NFSOptions.defaultReaddirBufferSize
+        var entries: [NFSHandleEntry] = []
+        var cookie: UInt64 = 0
+        var verifier = [UInt8](repeating: 0, count: 8)
+        while true {
+            let part = try await run(Operations.listPart(directory, path: path, cookie: cookie, verifier: verifier, count: count))
+            entries += part.entries
+            if part.end { return entries }
+            guard let next = part.cookie, next != cookie else {
+                throw NFSError(code: .ioError, operation: "opendir", path: path, detail: "the server's listing made no progress")
+            }
+            (cookie, verifier) = (next, part.verifier)
+        }
+    }
+
     /// True where the calls on handles work: an NFSv3 mount (libnfs's NFSv4 client has no such layer).
     public var supportsObjectHandles: Bool { version == .v3 }
 

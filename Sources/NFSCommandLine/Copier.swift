@@ -786,7 +786,7 @@ public final class Copier: Sendable {
         let permissions = options.preserve ? item.info.permissions
             : (existing.map(\.permissions) ?? intendedPermissions(item.info))
         let reader: any FileReader
-        if let opened = item.opened?.take() { reader = opened } else { reader = try await sourceFS.openRead(item.sourcePath, expectedSize: item.info.size) }
+        if let opened = item.opened?.take() { reader = opened } else { reader = try await sourceFS.openRead(item.sourcePath, as: item.info) }
         try await finally {
             try await copyFile(item, reader: reader, from: sourceFS, to: targetFS, permissions: permissions)
         } then: {

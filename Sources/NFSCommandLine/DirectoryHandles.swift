@@ -79,7 +79,14 @@ final class HandleReader: FileReader {
         let (offset, ended) = position.withLock { ($0.offset, $0.ended) }
         guard !ended, !buffer.isEmpty else { return 0 }
         let reply = try await fileSystem.translate(path) {
-            try await fileSystem.context.read(file, path: path, offset: offset, into: buffer)
+            do {
+                return try await fileSystem.context.read(file, path: path, offset: offset, into: buffer)
+            } catch var error as NFSError where error.code == .staleNFSFileHandle {
+                // The handle came from a listing or lookup moments ago: the file is gone, as a path call would say.
+                error.code = .noSuchFileOrDirectory
+                error.detail = "removed after it was listed"
+                throw error
+            }
         }
         position.withLock { $0 = ($0.offset + UInt64(reply.count), reply.end || reply.count == 0) }
         return reply.count

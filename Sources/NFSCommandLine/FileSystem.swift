@@ -1,4 +1,4 @@
-import LibNFS
+@_spi(Handles) import LibNFS
 import SystemPackage
 
 /// What the copy engine needs to know about a file, from either side.
@@ -11,6 +11,8 @@ public struct FileInfo: Sendable {
     public var gid: Int
     public var accessTime: NFSTimestamp
     public var modificationTime: NFSTimestamp
+    /// The file's NFSv3 handle, when a listing gave it: a small file is then read with no lookup at all.
+    var handle: NFSObjectHandle? = nil
 }
 
 /// A readable open file.
@@ -65,9 +67,9 @@ public protocol CopyFileSystem: Sendable {
     func openRead(_ path: FilePath) async throws -> any FileReader
     /// Creates a new file that must not exist yet (`O_EXCL`).
     func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter
-    /// ``openRead(_:)`` for a file the caller expects to hold `expectedSize` bytes
-    /// (on NFS a small one is read by its handle: no path walk, no ACCESS).
-    func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader
+    /// ``openRead(_:)`` for a file as planning found it (on NFS a small one is read
+    /// by its handle: no path walk, no ACCESS, and no lookup at all when its listing gave the handle).
+    func openRead(_ path: FilePath, as found: FileInfo) async throws -> any FileReader
     /// ``createExclusive(_:permissions:)`` for a file about to receive `expectedSize`
     /// bytes (on NFS a small one is created in its directory's handle and written stably: no COMMIT).
     func createExclusive(_ path: FilePath, permissions: Int, expectedSize: UInt64) async throws -> any FileWriter
@@ -78,7 +80,7 @@ public protocol CopyFileSystem: Sendable {
 }
 
 extension CopyFileSystem {
-    public func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader {
+    public func openRead(_ path: FilePath, as found: FileInfo) async throws -> any FileReader {
         try await openRead(path)
     }
 

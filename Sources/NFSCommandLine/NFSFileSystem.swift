@@ -41,7 +41,18 @@ public struct NFSFileSystem: CopyFileSystem {
     }
 
     public func entries(_ path: FilePath) async throws -> [(name: FilePath.Component, info: FileInfo?)] {
-        try await translate(path) { try await context.scandir(path) }.map { ($0.name, FileInfo($0.stat)) }
+        guard let handles, let directory = await handles.handle(of: path) else {
+            return try await translate(path) { try await context.scandir(path) }.map { ($0.name, FileInfo($0.stat)) }
+        }
+        var entries: [(name: FilePath.Component, info: FileInfo?)] = []
+        let listed = try await translate(path) { try await context.list(directory, path: path) }
+        for entry in listed {
+            // The server may leave an entry's attributes out: an lstat stands in (nil once it is gone).
+            var info = if let stat = entry.stat { FileInfo(stat) } else { try await info(path.appending(entry.name), followSymlinks: false) }
+            info?.handle = entry.handle
+            entries.append((entry.name, info))
+        }
+        return entries
     }
 
     private func lstatIfPresent(_ path: FilePath) async throws -> NFSStat? {
@@ -79,8 +90,10 @@ public struct NFSFileSystem: CopyFileSystem {
     public func openRead(_ path: FilePath) async throws -> any FileReader {
         NFSReader(file: try await translate(path) { try await context.open(path) }, fileSystem: self)
     }
-    public func openRead(_ path: FilePath, expectedSize: UInt64) async throws -> any FileReader {
-        if let handles = byHandle(expectedSize), let parent = await handles.parent(of: path) {
+    public func openRead(_ path: FilePath, as found: FileInfo) async throws -> any FileReader {
+        guard let handles = byHandle(found.size) else { return try await openRead(path) }
+        if found.kind == .file, let file = found.handle { return HandleReader(file: file, path: path, fileSystem: self) }
+        if let parent = await handles.parent(of: path) {
             let found = try await translate(path) { try await context.lookup(parent.name, in: parent.directory, path: path) }
             // A link is followed by the path call.
             if found.stat?.type == .regular { return HandleReader(file: found.handle, path: path, fileSystem: self) }

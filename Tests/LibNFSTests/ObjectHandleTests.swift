@@ -108,4 +108,32 @@ struct ObjectHandleTests {
             (error as? NFSError).map { $0.code == .staleNFSFileHandle && $0.path == here } == true
         }
     }
+
+    @Test("a listing by handle, over several replies, gives every name byte for byte with its size and a handle that reads it")
+    func listing() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-list")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        // About 200 bytes an entry: 900 of them do not fit one 64 KiB reply.
+        var expected: [[UInt8]: Int] = [:]
+        for i in 0..<900 {
+            let name = Array("entry-with-a-rather-long-name-to-fill-replies-\(i)".utf8) + (i == 450 ? [0xE9] : [])
+            expected[name] = i % 7
+            try ByteName.writeLocal(scratch.localPath.appending(ByteName.component(name)), [UInt8](repeating: UInt8(i % 256), count: i % 7))
+        }
+        try FileManager.default.createDirectory(atPath: scratch.local("sub"), withIntermediateDirectories: false)
+        let entries = try await nfs.list(try await nfs.handle(of: FilePath(scratch.path)), path: FilePath(scratch.path))
+        let files = entries.filter { $0.name.string != "sub" }
+        #expect(Dictionary(files.map { (ByteName.bytes($0.name), Int($0.stat?.size ?? 99)) }, uniquingKeysWith: { a, _ in a }) == expected)
+        #expect(files.count == expected.count)
+        #expect(entries.first { $0.name.string == "sub" }?.stat?.isDirectory == true)
+        let chosen = try #require(files.first { ByteName.bytes($0.name).last == 0xE9 })
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        let reply = try await nfs.read(try #require(chosen.handle), path: FilePath(scratch.path).appending(chosen.name),
+                                       offset: 0, into: buffer)
+        #expect(Array(buffer.prefix(reply.count)) == [UInt8](repeating: UInt8(450 % 256), count: 450 % 7) && reply.end)
+    }
 }

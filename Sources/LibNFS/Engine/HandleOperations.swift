@@ -77,4 +77,11 @@ extension Operations {
             Syscalls.rename3Async(nfs, from: (directory.bytes, name), to: (newDirectory.bytes, newName), pd)
         }, success: { _, _ in })
     }
+
+    static func listPart(_ directory: NFSObjectHandle, path: FilePath, cookie: UInt64, verifier: [UInt8],
+                         count: Int) -> Request<Syscalls.ListingPart> {
+        Request("opendir", path: path, issue: { nfs, pd in
+            Syscalls.readdirplus3Async(nfs, directory.bytes, cookie: cookie, verifier: verifier, count: count, pd)
+        }, success: { _, data in Syscalls.readdirplus3Result(data!) })
+    }
 }

@@ -105,6 +105,44 @@ extension Syscalls {
         }
     }
 
+    static func readdirplus3Async(_ nfs: Context, _ directory: [UInt8], cookie: UInt64, verifier: [UInt8],
+                                  count: Int, _ pd: PrivateData) -> Int32 {
+        directory.withUnsafeBytes { dir in
+            verifier.withUnsafeBytes {
+                swiftnfs3_readdirplus_async(nfs, dir.baseAddress, dir.count, cookie, $0.baseAddress,
+                                            UInt32(clamping: count), HandleCallback.function, pd)
+            }
+        }
+    }
+
+    /// The entries of one READDIRPLUS reply, copied out, with the cookie and verifier to go on from and whether it ends the listing.
+    static func readdirplus3Result(_ reply: UnsafeMutableRawPointer) -> ListingPart {
+        var eof: Int32 = 0
+        var verifier = [UInt8](repeating: 0, count: 8)
+        var entry = verifier.withUnsafeMutableBytes { swiftnfs3_readdirplus_result(reply, &eof, $0.baseAddress) }
+        var part = ListingPart(entries: [], cookie: nil, verifier: verifier, end: eof != 0)
+        while let current = entry {
+            part.cookie = swiftnfs3_entry_cookie(current)
+            var length = 0
+            let handle = swiftnfs3_entry_handle(current, &length)
+            if let name = FilePath.Component(platformString: swiftnfs3_entry_name(current)), name.kind == .regular {
+                part.entries.append(NFSHandleEntry(
+                    name: name, stat: swiftnfs3_entry_attributes(current).map { NFSStat($0.pointee) },
+                    handle: handle.map { NFSObjectHandle(bytes: Array(UnsafeRawBufferPointer(start: $0, count: length))) }))
+            }
+            entry = swiftnfs3_entry_next(current)
+        }
+        return part
+    }
+
+    struct ListingPart: Sendable {
+        var entries: [NFSHandleEntry]
+        /// The last entry's cookie, nil when the reply held none.
+        var cookie: UInt64?
+        var verifier: [UInt8]
+        var end: Bool
+    }
+
     static func status3(_ reply: UnsafeRawPointer) -> Int32 { swiftnfs3_status(reply) }
 }
 
