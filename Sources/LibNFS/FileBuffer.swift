@@ -36,6 +36,10 @@ struct FileBuffer {
     /// How many READs the stream keeps out: 2 at first, doubling with each one answered
     /// whole up to the read-ahead limit, so a file that ends soon costs few READs past its end.
     private var streamDepth = 2
+    /// Buffers of streamed READs already taken, for the next ones: a fresh buffer
+    /// is fresh memory the kernel faults in page by page (a 256 MiB download took
+    /// 12 000 page faults, a third of its CPU, until the stream reused its buffers).
+    private var spareBuffers: [OwnedBytes] = []
     /// WRITEs sent and not yet waited for, oldest first, and their bytes.
     private var inFlight: [FileIO.Write] = []
     private var inFlightBytes = 0
@@ -136,7 +140,9 @@ struct FileBuffer {
         }
         let depth = min(streamDepth, max(readAheadLimit / io.readChunk, 1))
         while stream.count < depth {
-            let read = io.prefetch(at: streamNext, count: io.readChunk)
+            let spare = spareBuffers.popLast()
+            let read = io.prefetch(at: streamNext, count: io.readChunk,
+                                   into: spare?.buffer.count == io.readChunk ? spare : nil)
             stream.append(read)
             streamNext += UInt64(io.readChunk)
         }
@@ -145,6 +151,8 @@ struct FileBuffer {
 
     /// Takes a streamed READ's answer as the buffer; a short one ends the stream (end of file).
     private mutating func took(_ read: FileIO.Prefetch, count: Int) {
+        // The buffer read from last is done with: its READ has answered, and what it held was copied out.
+        if let old = readData.storage, spareBuffers.count < 4, old !== read.bytes { spareBuffers.append(old) }
         readStart = read.offset
         readData = ReadData(storage: read.bytes, count: count)
         lastFill = read.bytes.buffer.count

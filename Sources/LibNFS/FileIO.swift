@@ -140,9 +140,10 @@ struct FileIO: Sendable {
         let request: Request<Int>
     }
 
-    /// Submits one READ of `count` bytes at `offset` without waiting for it.
-    func prefetch(at offset: UInt64, count: Int) -> Prefetch {
-        let bytes = OwnedBytes(count: count)
+    /// Submits one READ of `count` bytes at `offset` without waiting for it, into
+    /// `buffer` (of `count` bytes, nothing else using it) or a new one.
+    func prefetch(at offset: UInt64, count: Int, into buffer: OwnedBytes? = nil) -> Prefetch {
+        let bytes = buffer ?? OwnedBytes(count: count)
         let request = Operations.pread(fh, path, offset: offset, into: bytes.buffer)
         context.engine.submit(request)
         return Prefetch(offset: offset, bytes: bytes, request: request)
