@@ -45,6 +45,13 @@ final class DirectoryHandles: Sendable {
         return try? await context.handle(of: directory)
     }
 
+    /// Starts finding `directory`'s handle without waiting for it, so that it is
+    /// at hand when a file there is created, read or renamed.
+    func warm(_ directory: FilePath) {
+        guard known.withLock({ $0[directory] == nil }) else { return }
+        Task { _ = await handle(of: directory) }
+    }
+
     /// Forgets `path` and everything below it, once it is removed or renamed.
     func forget(_ path: FilePath) {
         known.withLock { known in

@@ -34,6 +34,9 @@ public struct NFSFileSystem: CopyFileSystem {
     }
 
     public func info(_ path: FilePath, followSymlinks: Bool) async throws -> FileInfo? {
+        // What planning looks up, a copy soon reads or writes beside: the directory's handle is
+        // found meanwhile (its first lookup goes out with this one instead of after it).
+        handles?.warm(path.removingLastComponent())
         let found = try await translate(path) {
             followSymlinks ? try await context.statIfPresent(path) : try await lstatIfPresent(path)
         }
