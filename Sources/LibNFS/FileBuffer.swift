@@ -40,6 +40,8 @@ struct FileBuffer {
     /// is fresh memory the kernel faults in page by page (a 256 MiB download took
     /// 12 000 page faults, a third of its CPU, until the stream reused its buffers).
     private var spareBuffers: [OwnedBytes] = []
+    /// The same for write-behind: buffers of WRITEs the server has answered.
+    private var spareWriteBuffers: [OwnedBytes] = []
     /// WRITEs sent and not yet waited for, oldest first, and their bytes.
     private var inFlight: [FileIO.Write] = []
     private var inFlightBytes = 0
@@ -75,6 +77,8 @@ struct FileBuffer {
         dropStream()
         inFlight = []
         inFlightBytes = 0
+        spareBuffers = []
+        spareWriteBuffers = []
     }
 
     mutating func invalidateRead(from start: UInt64, count: Int) {
@@ -177,7 +181,7 @@ struct FileBuffer {
     /// Sends `bytes` at `offset` without waiting; ``settle(_:keeping:)`` waits.
     private mutating func send(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, _ io: FileIO) {
         inFlightEnd = offset + UInt64(bytes.count)
-        for write in io.writes(offset, bytes) {
+        for write in io.writes(offset, bytes, spare: { spareWriteBuffers.popLast() }) {
             io.context.engine.submit(write.request)
             inFlight.append(write)
             inFlightBytes += write.bytes.buffer.count
@@ -190,6 +194,12 @@ struct FileBuffer {
         let write = inFlight.removeFirst()
         inFlightBytes -= write.bytes.buffer.count
         return write
+    }
+
+    /// Keeps an answered WRITE's buffer for a later one: libnfs is done with it once it has
+    /// called back (never so for a WRITE abandoned, whose bytes 5.x and later may still be sending).
+    private mutating func recycle(_ write: FileIO.Write) {
+        if spareWriteBuffers.count < 8 { spareWriteBuffers.append(write.bytes) }
     }
 
     /// After a WRITE in flight failed: the others are abandoned (those not yet sent never are).
@@ -214,6 +224,7 @@ struct FileBuffer {
     private mutating func settle(_ io: FileIO, keeping limit: Int) throws {
         while let write = oldest(over: limit) {
             do { try write.finish(try write.request.wait(), io) } catch { throw abandonWrites(error, io) }
+            recycle(write)
         }
     }
 
@@ -307,6 +318,7 @@ struct FileBuffer {
     private mutating func settle(_ io: FileIO, keeping limit: Int) async throws {
         while let write = oldest(over: limit) {
             do { try await write.finish(try await write.request.value(), io) } catch { throw abandonWrites(error, io) }
+            recycle(write)
         }
     }
 
@@ -384,6 +396,16 @@ struct FileBuffer {
         guard !source.isEmpty else { return }
         if continues(at: position) { try await settle(io, keeping: writeBehind) } else { try await flush(io) }
         let (rest, undo) = source.withUnsafeBytes { sendWhole($0[...], at: position, io) }
+        do { try await settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
+        writeBytes.append(contentsOf: rest)
+    }
+
+    /// ``write(_:at:_:)``, suspending the task. `source` is read only between two suspensions
+    /// (what is sent or kept is copied), so a caller that gave up is never read from later.
+    mutating func write(_ source: UnsafeRawBufferPointer, at position: UInt64, _ io: FileIO) async throws {
+        guard !source.isEmpty else { return }
+        if continues(at: position) { try await settle(io, keeping: writeBehind) } else { try await flush(io) }
+        let (rest, undo) = sendWhole(source[...], at: position, io)
         do { try await settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
         writeBytes.append(contentsOf: rest)
     }

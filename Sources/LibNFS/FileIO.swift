@@ -125,9 +125,17 @@ struct FileIO: Sendable {
     }
 
     /// `bytes` at `offset` as WRITEs of writeSize, each owning a copy of its piece; not yet submitted.
-    func writes(_ offset: UInt64, _ bytes: UnsafeRawBufferPointer) -> [Write] {
+    /// A whole piece is copied into a buffer `spare` hands out (of writeSize bytes, nothing else using it), if any.
+    func writes(_ offset: UInt64, _ bytes: UnsafeRawBufferPointer, spare: () -> OwnedBytes? = { nil }) -> [Write] {
         stride(from: 0, to: bytes.count, by: writeChunk).map { start in
-            let piece = OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeChunk, bytes.count)]))
+            let source = UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeChunk, bytes.count)])
+            let piece: OwnedBytes
+            if source.count == writeChunk, let reused = spare() {
+                reused.buffer.copyMemory(from: source)
+                piece = reused
+            } else {
+                piece = OwnedBytes(copying: source)
+            }
             let at = offset + UInt64(start)
             return Write(offset: at, bytes: piece, request: Operations.pwrite(fh, path, offset: at, bytes: piece))
         }

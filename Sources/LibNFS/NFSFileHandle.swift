@@ -369,9 +369,17 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
-    /// ``write(raw:)``, suspending the task; the bytes are copied before it first suspends.
+    /// ``write(raw:)``, suspending the task; `buffer` must stay valid until it returns,
+    /// and is not read after that (what goes out later is copied).
     public func write(raw buffer: UnsafeRawBufferPointer) async throws {
-        try await write(slice: Array(buffer)[...])
+        try await withOpenFile("write", needs: .write) { state, io in
+            guard !buffer.isEmpty else { return }
+            if flags.contains(.append) && state.buffer.pendingWriteCount == 0 {
+                state.position = try await io.fstat().size
+            }
+            try await state.buffer.write(buffer, at: state.position, io)
+            state.position += UInt64(buffer.count)
+        }
     }
 
     private func write(slice bytes: ArraySlice<UInt8>) async throws {
