@@ -870,10 +870,14 @@ public final class Copier: Sendable {
         if let listing = await listing(of: directory, in: fs) {
             candidates = listing.filter { Self.isTemporary($0.key) }.map { ($0.key, $0.value) }
         } else {
-            // One listing with what lstat would say of each entry: this run's own temporary,
-            // which the listing may catch, then costs no lookup the copy would wait for.
-            guard let entries = try? await fs.entries(directory) else { return }
-            candidates = entries.compactMap { name, info in Self.isTemporary(name) ? info.map { (name, $0) } : nil }
+            guard let names = try? await fs.list(directory) else { return }
+            var found: [(FilePath.Component, FileInfo)] = []
+            // This run's own temporaries, which the listing may catch, cost no lookup the copy would wait for.
+            for name in names where Self.isTemporary(name)
+                && !ownTemporaries.withLock({ $0.contains(fs.display(directory.appending(name))) }) {
+                if let info = try? await fs.info(directory.appending(name), followSymlinks: false) { found.append((name, info)) }
+            }
+            candidates = found
         }
         let now = Int64(Date().timeIntervalSince1970)
         for (name, info) in candidates {
