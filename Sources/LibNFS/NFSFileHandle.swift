@@ -372,24 +372,23 @@ public final class NFSFileHandle: Sendable {
     /// ``write(raw:)``, suspending the task; `buffer` must stay valid until it returns,
     /// and is not read after that (what goes out later is copied).
     public func write(raw buffer: UnsafeRawBufferPointer) async throws {
-        try await withOpenFile("write", needs: .write) { state, io in
-            guard !buffer.isEmpty else { return }
-            if flags.contains(.append) && state.buffer.pendingWriteCount == 0 {
-                state.position = try await io.fstat().size
-            }
-            try await state.buffer.write(buffer, at: state.position, io)
-            state.position += UInt64(buffer.count)
-        }
+        try await write(count: buffer.count) { try await $0.write(buffer, at: $1, $2) }
     }
 
     private func write(slice bytes: ArraySlice<UInt8>) async throws {
+        try await write(count: bytes.count) { try await $0.write(bytes, at: $1, $2) }
+    }
+
+    /// An async write of `count` bytes at the position, which `send` hands to the buffer.
+    private func write(count: Int, _ send: (inout FileBuffer, UInt64, FileIO) async throws -> Void) async throws {
         try await withOpenFile("write", needs: .write) { state, io in
-            guard !bytes.isEmpty else { return }
+            guard count > 0 else { return }
             if flags.contains(.append) && state.buffer.pendingWriteCount == 0 {
+                // Another client may have grown the file since our last write.
                 state.position = try await io.fstat().size
             }
-            try await state.buffer.write(bytes, at: state.position, io)
-            state.position += UInt64(bytes.count)
+            try await send(&state.buffer, state.position, io)
+            state.position += UInt64(count)
         }
     }
 
