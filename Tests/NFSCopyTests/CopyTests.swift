@@ -118,6 +118,45 @@ struct CopyTests {
         #expect(!FileManager.default.fileExists(atPath: scratch.local("nothing")))
     }
 
+    /// Small files are created and renamed in their directory's handle, found once per
+    /// directory: a directory reached through a link must be the one the link names.
+    @Test("a tree copied below a link to a directory lands, byte for byte, in the directory the link names")
+    func treeBelowLink() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-tree-link")
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.local("real"), withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o777])
+        try FileManager.default.createSymbolicLink(atPath: scratch.local("link"), withDestinationPath: "real")
+        let local = NSTemporaryDirectory() + "nfs-cp-tree-link-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        var files: [String: [UInt8]] = [:]
+        for i in 0..<12 { files["d\(i % 2)/f\(i)"] = randomBytes(i == 5 ? 3 << 20 : 100 * i) }
+        for (relative, bytes) in files {
+            try FileManager.default.createDirectory(atPath: local + "/src/" + (relative as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: local + "/src/" + relative))
+        }
+        let r = try nfsCp("-r", local + "/src", scratch.url("link/tree").description)
+        // Two files straight into the link: their directory's handle is the link's target's.
+        let loose = try nfsCp(local + "/src/d0/f0", local + "/src/d1/f1", scratch.url("link").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        for (relative, bytes) in files {
+            #expect(try scratch.readLocal("real/tree/" + relative) == bytes, "\(relative)")
+        }
+        if server.protocolVersion == 4 {
+            // As for a single file (see ontoSymlink): libnfs's NFSv4 RENAME does not follow a link
+            // that is the file's own directory (one further up it does, as the tree shows).
+            #expect(loose.status == 1 && loose.stderr.contains("Not a directory"), "\(loose.stderr)")
+        } else {
+            #expect(loose.status == 0, "\(loose.stderr)")
+            #expect(try scratch.readLocal("real/f0") == files["d0/f0"] && scratch.readLocal("real/f1") == files["d1/f1"])
+        }
+        #expect(temporaries(in: scratch.local).isEmpty)
+        let kind = try FileManager.default.attributesOfItem(atPath: scratch.local("link"))[.type] as? FileAttributeType
+        #expect(kind == .typeSymbolicLink)
+    }
+
     /// Planning looks a named directory's destination up once: what it found must still
     /// decide where the tree goes, and keep a file from being replaced.
     @Test("a tree copied to a new name is made there, goes into an existing directory, and does not replace a file")
