@@ -43,41 +43,42 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
 /// The files of a parallel copy share its contexts: each keeps many requests in flight.
 public final class Mounter: Sendable {
     private let options: NFSOptions
-    /// One mount per URL, made by the first task that needs it while the others wait for it.
-    private let contexts = Mutex<[String: Once<Result<NFSContext, any Error>>]>([:])
+    /// One mount per URL, made by the first task that needs it while the others wait for it;
+    /// its one file system, so that every file shares its directory handles.
+    private let contexts = Mutex<[String: Once<Result<NFSFileSystem, any Error>>]>([:])
     private let resolved = Mutex<[Operand: (root: String, path: FilePath)]>([:])
-    /// One file system per mount, so that every file shares its directory handles.
-    private let fileSystems = Mutex<[ObjectIdentifier: NFSFileSystem]>([:])
 
     public init(options: NFSOptions) { self.options = options }
 
-    /// The context for `url`, mounted once; a context whose connection was lost
+    /// The file system for `url`, mounted once; a mount whose connection was lost
     /// is replaced by a fresh mount (a restarted server is reachable again),
     /// one for all the files in flight that met the lost connection.
-    private func mount(_ url: NFSURL) async throws -> NFSContext {
+    private func mount(_ url: NFSURL) async throws -> NFSFileSystem {
         let key = url.description
         var retried = false
         while true {
             let slot = contexts.withLock { contexts in
                 if let slot = contexts[key] { return slot }
-                let slot = Once<Result<NFSContext, any Error>>()
+                let slot = Once<Result<NFSFileSystem, any Error>>()
                 contexts[key] = slot
                 return slot
             }
             let mounted = await slot.value {
                 var options = options
                 if url.argument("readahead") != nil { options.readahead = nil }
-                do { return .success(try await NFSContext(url: key, options: options)) } catch { return .failure(error) }
+                do { return .success(NFSFileSystem(context: try await NFSContext(url: key, options: options))) } catch {
+                    return .failure(error)
+                }
             }
             // A mount lost again at once is used as it is: its calls then fail with the loss, clearly.
-            if case .success(let context) = mounted, !context.isConnectionLost || retried { return context }
+            if case .success(let fileSystem) = mounted, !fileSystem.context.isConnectionLost || retried { return fileSystem }
             // A failed mount is not kept: the next file tries again. A lost one is closed by whoever drops it.
             let dropped = contexts.withLock { contexts in
                 guard contexts[key] === slot else { return false }
                 contexts[key] = nil
                 return true
             }
-            if dropped, case .success(let lost) = mounted { try? await lost.close() }
+            if dropped, case .success(let lost) = mounted { try? await lost.context.close() }
             if case .failure(let error) = mounted { throw error }
             retried = true
         }
@@ -120,32 +121,23 @@ public final class Mounter: Sendable {
             return (LocalFileSystem(), path)
         case .nfs(let url):
             if let known = resolved.withLock({ $0[operand] }) {
-                return (fileSystem(of: try await mount(try NFSURL(known.root))), known.path)
+                return (try await mount(try NFSURL(known.root)), known.path)
             }
             let result = try await findMountPoint(for: url)
             resolved.withLock { $0[operand] = (result.root.description, result.path) }
-            return (fileSystem(of: try await mount(result.root)), result.path)
-        }
-    }
-
-    private func fileSystem(of context: NFSContext) -> NFSFileSystem {
-        fileSystems.withLock { known in
-            if let fileSystem = known[ObjectIdentifier(context)] { return fileSystem }
-            let fileSystem = NFSFileSystem(context: context)
-            known[ObjectIdentifier(context)] = fileSystem
-            return fileSystem
+            return (try await mount(result.root), result.path)
         }
     }
 
     /// Unmounts everything this mounter mounted, all at once; errors are ignored (nothing is left to lose).
     public func closeAll() async {
-        let slots = contexts.withLock { c -> [Once<Result<NFSContext, any Error>>] in defer { c = [:] }; return Array(c.values) }
+        let slots = contexts.withLock { c -> [Once<Result<NFSFileSystem, any Error>>] in defer { c = [:] }; return Array(c.values) }
         await withTaskGroup(of: Void.self) { group in
             for slot in slots {
                 group.addTask {
                     // Made already: nothing is in flight once the copy has ended.
-                    if case .success(let context) = await slot.value({ .failure(CancellationError()) }) {
-                        try? await context.close()
+                    if case .success(let fileSystem) = await slot.value({ .failure(CancellationError()) }) {
+                        try? await fileSystem.context.close()
                     }
                 }
             }
