@@ -393,19 +393,23 @@ struct FileBuffer {
 
     /// ``write(_:at:_:)``, suspending the task.
     mutating func write(_ source: ArraySlice<UInt8>, at position: UInt64, _ io: FileIO) async throws {
-        guard !source.isEmpty else { return }
-        if continues(at: position) { try await settle(io, keeping: writeBehind) } else { try await flush(io) }
-        let (rest, undo) = source.withUnsafeBytes { sendWhole($0[...], at: position, io) }
-        do { try await settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
-        writeBytes.append(contentsOf: rest)
+        try await write(count: source.count, at: position, io) { buffer in
+            source.withUnsafeBytes { buffer.sendWhole($0[...], at: position, io) }
+        }
     }
 
     /// ``write(_:at:_:)``, suspending the task. `source` is read only between two suspensions
     /// (what is sent or kept is copied), so a caller that gave up is never read from later.
     mutating func write(_ source: UnsafeRawBufferPointer, at position: UInt64, _ io: FileIO) async throws {
-        guard !source.isEmpty else { return }
+        try await write(count: source.count, at: position, io) { $0.sendWhole(source[...], at: position, io) }
+    }
+
+    /// The async writes' one body: `send` hands the bytes to ``sendWhole(_:at:_:)`` without suspending.
+    private mutating func write(count: Int, at position: UInt64, _ io: FileIO,
+                                sending send: (inout FileBuffer) -> (rest: [UInt8], undo: Undo)) async throws {
+        guard count > 0 else { return }
         if continues(at: position) { try await settle(io, keeping: writeBehind) } else { try await flush(io) }
-        let (rest, undo) = sendWhole(source[...], at: position, io)
+        let (rest, undo) = send(&self)
         do { try await settle(io, keeping: writeBehind) } catch { throw failedWrite(error, undo) }
         writeBytes.append(contentsOf: rest)
     }
