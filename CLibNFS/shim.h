@@ -150,6 +150,19 @@ static inline const void *swiftnfs_fh_bytes(struct nfsfh *fh) {
     return ((struct swiftnfs_fh_view *)nfs_get_fh(fh))->val;
 }
 
+// The export's root handle, from the mount's MNT reply. libnfs exports
+// nfs_get_rootfh from 4.0.0 through 7.0.0 but declares it only in its private
+// header; the declaration here is that one.
+const struct nfs_fh *nfs_get_rootfh(struct nfs_context *nfs);
+
+static inline size_t swiftnfs_root_fh_length(struct nfs_context *nfs) {
+    return (size_t)((const struct swiftnfs_fh_view *)nfs_get_rootfh(nfs))->len;
+}
+
+static inline const void *swiftnfs_root_fh_bytes(struct nfs_context *nfs) {
+    return ((const struct swiftnfs_fh_view *)nfs_get_rootfh(nfs))->val;
+}
+
 static inline void swiftnfs_set_fh3(nfs_fh3 *fh, const void *bytes, size_t length) {
     fh->data.data_len = (u_int)length;
     fh->data.data_val = (char *)bytes;

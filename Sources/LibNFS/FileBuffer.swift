@@ -36,6 +36,8 @@ struct FileBuffer {
     /// How many READs the stream keeps out: 2 at first, doubling with each one answered
     /// whole up to the read-ahead limit, so a file that ends soon costs few READs past its end.
     private var streamDepth = 2
+    /// Where a reader said its sequential reading ends (``adviseSequential(upTo:)``).
+    private var sequentialEnd: UInt64?
     /// Buffers of streamed READs already taken, for the next ones: a fresh buffer
     /// is fresh memory the kernel faults in page by page (a 256 MiB download took
     /// 12 000 page faults, a third of its CPU, until the stream reused its buffers).
@@ -137,10 +139,12 @@ struct FileBuffer {
         if streaming && stream.first?.offset != position { dropStream() }
         if !streaming {
             let sequential = position == readEnd && !readData.isEmpty && readData.count == lastFill
-            guard (sequential || wanted > readCapacity) && readAheadLimit > readCapacity else { return nil }
+            let advised = sequentialEnd.map { position < $0 } ?? false
+            guard (sequential || advised || wanted > readCapacity) && readAheadLimit > readCapacity else { return nil }
             streaming = true
             streamNext = position
-            streamDepth = max(2, (wanted + io.readChunk - 1) / io.readChunk)
+            let ahead = advised ? Int(clamping: sequentialEnd! - position) : wanted
+            streamDepth = max(2, (max(ahead, wanted) + io.readChunk - 1) / io.readChunk)
         }
         let depth = min(streamDepth, max(readAheadLimit / io.readChunk, 1))
         while stream.count < depth {
@@ -152,6 +156,12 @@ struct FileBuffer {
         }
         return stream.removeFirst()
     }
+
+    /// The reader will read from where it is through `end`, in order: the stream
+    /// starts with its first read and with as many READs as the read-ahead limit and
+    /// `end` allow, rather than 2 doubling with each answer (a round trip or two
+    /// lost at the start of a large file on a slow link).
+    mutating func adviseSequential(upTo end: UInt64) { sequentialEnd = end }
 
     /// Takes a streamed READ's answer as the buffer; a short one ends the stream (end of file).
     private mutating func took(_ read: FileIO.Prefetch, count: Int) {

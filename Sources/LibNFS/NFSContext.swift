@@ -91,6 +91,12 @@ public final class NFSContext: Sendable {
     /// How far a file handle reads ahead of a sequential reader, in bytes: the
     /// options' ``NFSOptions/readahead``, else the URL's `readahead`, else 8 × ``readSize``.
     public let readAhead: Int
+    /// Whether paths cross into exports nested below this one (libnfs's
+    /// `auto-traverse-mounts`): the options' ``NFSOptions/traversesNestedExports``,
+    /// else the URL's `auto-traverse-mounts`, else true.
+    public let traversesNestedExports: Bool
+    /// The export's root handle as the mount found it (empty over NFSv4).
+    let rootHandleBytes: [UInt8]
 
     /// The service thread that owns the libnfs context after the mount.
     let engine: Engine
@@ -132,6 +138,7 @@ public final class NFSContext: Sendable {
             }
             self.readMax = Int(Syscalls.readMax(nfs))
             self.writeMax = Int(Syscalls.writeMax(nfs))
+            self.rootHandleBytes = version == 4 ? [] : Syscalls.rootHandleBytes(nfs)
             self.engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
                                      noDelay: options.noDelay, leaseRenewal: version == 4 ? Self.leaseRenewal : nil)
         } catch {
@@ -144,6 +151,8 @@ public final class NFSContext: Sendable {
         self.version = version == 4 ? .v4 : .v3
         self.readAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
             ?? Self.rpcSize(readMax) * NFSFileHandle.readAheadRequests
+        self.traversesNestedExports = options.traversesNestedExports
+            ?? parsed.argument("auto-traverse-mounts").map { $0 != "0" } ?? true
     }
 
     /// Mounts like ``init(url:options:)`` without blocking a thread of Swift's
@@ -174,6 +183,8 @@ public final class NFSContext: Sendable {
         options = other.options
         version = other.version
         readAhead = other.readAhead
+        traversesNestedExports = other.traversesNestedExports
+        rootHandleBytes = other.rootHandleBytes
         engine = other.engine
     }
 
@@ -313,6 +324,11 @@ public final class NFSContext: Sendable {
         if let ms = options.timeoutMilliseconds { Syscalls.setTimeout(nfs, milliseconds: ms) }
         if let uid = options.uid { Syscalls.setUID(nfs, Int32(clamping: uid)) }
         if let gid = options.gid { Syscalls.setGID(nfs, Int32(clamping: gid)) }
+        if let traverses = options.traversesNestedExports,
+           !Syscalls.applyURLArguments(nfs, query: "auto-traverse-mounts=\(traverses ? 1 : 0)") {
+            throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                           detail: "libnfs refused auto-traverse-mounts", libnfsMessage: Syscalls.errorText(nfs))
+        }
         if let retries = options.autoreconnect { Syscalls.setAutoreconnect(nfs, Int32(clamping: retries)) }
         if let size = options.readdirBufferSize {
             guard Syscalls.hasReaddirBufferSetter else {

@@ -228,6 +228,15 @@ public final class NFSFileHandle: Sendable {
         }
     }
 
+    /// Says that the file will be read in order from the current position up to
+    /// `end` (as `posix_fadvise`'s `POSIX_FADV_SEQUENTIAL`), so the first read
+    /// already sends READs ahead up to ``NFSContext/readAhead`` (and no further
+    /// than `end`), instead of a few that double with each answer. Sends nothing.
+    /// - Throws: ``NFSError`` with `EBADF` once the handle is closed.
+    public func adviseSequentialRead(upTo end: UInt64) throws {
+        try withOpenFile("read") { state, _ in state.buffer.adviseSequential(upTo: end) }
+    }
+
     /// Reads from the current position to end of file, in pipelined RPCs.
     /// - Throws: ``NFSError``.
     public func readAll() throws -> [UInt8] {

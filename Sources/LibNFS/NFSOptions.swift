@@ -76,18 +76,26 @@ public struct NFSOptions: Sendable, Hashable {
     /// Default true; a one-shot tool may skip it, as libnfs-utils' `nfs-cp`
     /// does. NFSv4 has no unmount to send.
     public var unmountsOnClose: Bool = true
+    /// Whether paths cross into exports nested below this one, as libnfs does by
+    /// default (`auto-traverse-mounts`): an NFSv3 mount then asks for the server's
+    /// export list (MOUNT's EXPORT, one round trip more before the mount
+    /// completes) and mounts those below its own. With false, a path below a
+    /// nested export names the directory underneath, as a Linux kernel's NFSv3
+    /// mount shows it. nil: the URL's `auto-traverse-mounts`, else true.
+    public var traversesNestedExports: Bool? = nil
 
     /// Creates options; every argument defaults to the values described on the properties.
     public init(timeout: Duration? = .seconds(30), uid: Int? = nil, gid: Int? = nil, version: Version? = nil,
                 readahead: Int? = nil, autoreconnect: Int? = nil,
                 readBufferSize: Int? = nil, writeBufferSize: Int? = nil,
                 maxRequestsInFlight: Int = 64, noDelay: Bool = true, writeBehind: Int = 0,
-                unmountsOnClose: Bool = true, readdirBufferSize: Int? = nil) {
+                unmountsOnClose: Bool = true, readdirBufferSize: Int? = nil, traversesNestedExports: Bool? = nil) {
         self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
         self.readahead = readahead; self.autoreconnect = autoreconnect
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
         self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay; self.writeBehind = writeBehind
         self.unmountsOnClose = unmountsOnClose; self.readdirBufferSize = readdirBufferSize
+        self.traversesNestedExports = traversesNestedExports
     }
 
     /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction

@@ -45,6 +45,14 @@ extension NFSContext {
     /// True where the calls on handles work: an NFSv3 mount (libnfs's NFSv4 client has no such layer).
     public var supportsObjectHandles: Bool { version == .v3 }
 
+    /// The export's root directory's handle, known since the mount: no RPC.
+    public var rootHandle: NFSObjectHandle {
+        get throws {
+            try requireObjectHandles("open", "/")
+            return NFSObjectHandle(bytes: rootHandleBytes)
+        }
+    }
+
     /// The handle of the file or directory at `path` (following links), found as
     /// `open` finds it: one LOOKUP per component and an ACCESS check for reading.
     public func handle(of path: FilePath) async throws -> NFSObjectHandle {
@@ -83,27 +91,64 @@ extension NFSContext {
     public func write(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
                       stable: Bool) async throws -> Bool {
         try requireObjectHandles("write", path)
-        var done = 0
+        try Task.checkCancellation()
+        return try await settle(sendWrites(file, path: path, offset: offset, bytes: bytes, stable: stable),
+                                file: file, path: path, stable: stable)
+    }
+
+    /// Sends the WRITEs of ``write(_:path:offset:bytes:stable:)`` now, with a copy of
+    /// `bytes` (which the caller may reuse once this returns), and returns without
+    /// waiting: the task ends with their answers as that call would, so that a
+    /// writer keeps several in flight (write-behind). Left unawaited, the WRITEs
+    /// still run to their end, or to the context's close.
+    public func beginWrite(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
+                           stable: Bool) throws -> Task<Bool, any Error> {
+        try requireObjectHandles("write", path)
+        let writes = sendWrites(file, path: path, offset: offset, bytes: bytes, stable: stable)
+        return Task { try await self.settle(writes, file: file, path: path, stable: stable) }
+    }
+
+    private struct SentWrite {
+        let offset: UInt64
+        let bytes: OwnedBytes
+        let request: Request<(count: Int, stable: Bool)>
+    }
+
+    /// Copies `bytes` into pieces of ``writeSize`` and hands their WRITEs to the engine.
+    private func sendWrites(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
+                            stable: Bool) -> [SentWrite] {
+        stride(from: 0, to: bytes.count, by: writeSize).map { start in
+            let piece = OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeSize, bytes.count)]))
+            let request = Operations.write(file, path: path, offset: offset + UInt64(start), bytes: piece, stable: stable)
+            engine.submit(request)
+            return SentWrite(offset: offset + UInt64(start), bytes: piece, request: request)
+        }
+    }
+
+    /// Waits for `writes`; what a short answer left out is sent again. Returns whether all were stable.
+    private func settle(_ writes: [SentWrite], file: NFSObjectHandle, path: FilePath, stable: Bool) async throws -> Bool {
+        var writes = writes
         var allStable = true
-        while done < bytes.count {
-            let starts = Array(stride(from: done, to: bytes.count, by: writeSize))
-            let sizes = starts.map { min(writeSize, bytes.count - $0) }
-            let replies = try await runAll(zip(starts, sizes).map { start, size in
-                Operations.write(file, path: path, offset: offset + UInt64(start),
-                                 bytes: OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<start + size])),
-                                 stable: stable)
-            })
-            // A piece answered short leaves a gap: what follows it is written again.
-            var written = 0
-            for (reply, size) in zip(replies, sizes) {
-                allStable = allStable && reply.stable
-                written += min(reply.count, size)
-                if reply.count < size { break }
+        while !writes.isEmpty {
+            var again: [SentWrite] = []
+            do {
+                for write in writes {
+                    let reply = try await write.request.value()
+                    let count = min(reply.count, write.bytes.buffer.count)
+                    if count == 0 {
+                        throw NFSError(code: .ioError, operation: "write", path: path, detail: "the server wrote none of the bytes")
+                    }
+                    allStable = allStable && reply.stable
+                    if count < write.bytes.buffer.count {
+                        again += sendWrites(file, path: path, offset: write.offset + UInt64(count),
+                                            bytes: UnsafeRawBufferPointer(rebasing: write.bytes.buffer[count...]), stable: stable)
+                    }
+                }
+            } catch {
+                for write in writes + again { write.request.finish(error) }
+                throw noted(error)
             }
-            if written == 0 {
-                throw NFSError(code: .ioError, operation: "write", path: path, detail: "the server wrote none of the bytes")
-            }
-            done += written
+            writes = again
         }
         return allStable
     }

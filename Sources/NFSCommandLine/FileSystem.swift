@@ -20,6 +20,12 @@ public protocol FileReader: Sendable {
     /// Fills `buffer` from the current position; returns 0 only at end of file.
     func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int
     func close() async throws
+    /// Says that the file will be read whole, in order, and is `size` bytes long.
+    func willReadWhole(size: UInt64)
+}
+
+extension FileReader {
+    public func willReadWhole(size: UInt64) {}
 }
 
 /// A writable open file; writes write everything or throw.

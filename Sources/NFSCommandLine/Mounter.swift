@@ -66,6 +66,7 @@ public final class Mounter: Sendable {
             let mounted = await slot.value {
                 var options = options
                 if url.argument("readahead") != nil { options.readahead = nil }
+                if url.argument("auto-traverse-mounts") != nil { options.traversesNestedExports = nil }
                 do { return .success(NFSFileSystem(context: try await NFSContext(url: key, options: options))) } catch {
                     return .failure(error)
                 }

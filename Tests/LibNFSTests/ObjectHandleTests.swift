@@ -136,4 +136,72 @@ struct ObjectHandleTests {
                                        offset: 0, into: buffer)
         #expect(Array(buffer.prefix(reply.count)) == [UInt8](repeating: UInt8(450 % 256), count: 450 % 7) && reply.end)
     }
+
+    @Test("the export's root handle, known from the mount without an RPC, is the one a lookup of the root finds, and lists it")
+    func rootHandle() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-root")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        let root = try nfs.rootHandle
+        #expect(root == (try await nfs.handle(of: "/")))
+        let names = try await nfs.list(root, path: "/").map(\.name.string)
+        #expect(names.contains(try #require(FilePath(scratch.path).components.first?.string)))
+    }
+
+    @Test("WRITEs begun by handle without waiting, from one buffer reused at once, land byte for byte once awaited and committed")
+    func begunWrites() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-begin")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        let directory = try await nfs.handle(of: FilePath(scratch.path))
+        let path = FilePath(scratch.path("f"))
+        let file = try await nfs.create("f", in: directory, path: path, permissions: 0o644, exclusive: true)
+        let piece = nfs.writeSize + 4321   // two WRITEs each
+        let pieces = (0..<5).map { _ in randomBytes(piece) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 1)
+        defer { buffer.deallocate() }
+        var begun: [Task<Bool, any Error>] = []
+        for (i, bytes) in pieces.enumerated() {
+            buffer.copyBytes(from: bytes)
+            begun.append(try nfs.beginWrite(file, path: path, offset: UInt64(i * piece), bytes: UnsafeRawBufferPointer(buffer),
+                                            stable: false))
+        }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xEE)   // the WRITEs sent copies
+        for task in begun { _ = try await task.value }
+        try await nfs.commit(file, path: path)
+        #expect(try scratch.readLocal("f") == pieces.flatMap { $0 })
+    }
+
+    @Test("a WRITE by handle that the server answers with 0 bytes throws EIO naming the file, awaited or begun, without a loop")
+    func zeroByteWrite() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-zero")
+        defer { scratch.cleanUp() }
+        guard server.protocolVersion == 3 else { return }   // the proxy speaks NFSv3 WRITE
+        let nfsPort = try #require(server.url.argument("nfsport").flatMap(UInt16.init))
+        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort)
+        defer { proxy.shutdown() }
+        var url = server.url
+        url.query = url.query.replacingOccurrences(of: "nfsport=\(nfsPort)", with: "nfsport=\(proxy.port)")
+        let nfs = try await NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(5)))
+        defer { try? nfs.close() }
+        let path = FilePath(scratch.path("f"))
+        let file = try await nfs.create("f", in: try await nfs.handle(of: FilePath(scratch.path)), path: path,
+                                        permissions: 0o644, exclusive: true)
+        let bytes = randomBytes(3000)
+        func refused(_ error: any Error) -> Bool {
+            (error as? NFSError).map { $0.code == .ioError && $0.description.contains(scratch.path("f")) } == true
+        }
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { raw.deallocate() }
+        raw.copyBytes(from: bytes)
+        await #expect { try await nfs.write(file, path: path, offset: 0, bytes: UnsafeRawBufferPointer(raw), stable: true) } throws: { refused($0) }
+        let begun = try nfs.beginWrite(file, path: path, offset: 0, bytes: UnsafeRawBufferPointer(raw), stable: false)
+        await #expect { _ = try await begun.value } throws: { refused($0) }
+        #expect(proxy.rewritten >= 2, "\(proxy.rewritten) WRITE replies went through the proxy")
+    }
 }

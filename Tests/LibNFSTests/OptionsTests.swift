@@ -105,6 +105,38 @@ struct OptionsTests {
         }
     }
 
+    /// Counted at the proxy in front of the MOUNT port: crossing nested exports
+    /// costs the mount an EXPORT call there, which a mount that does not cross them
+    /// leaves out (NFSv4 uses no MOUNT port at all).
+    @Test("a mount that does not cross nested exports, by option or by URL, sends no EXPORT call to the MOUNT port")
+    func nestedExports() async throws {
+        let server = try TestServer.require()
+        let proxied = try ProxiedServer(server, directory: server.url)
+        defer { proxied.shutdown() }
+        func mountBytes(_ url: NFSURL, _ options: NFSOptions) async throws -> (Int, Bool) {
+            let before = proxied.mount.bytesFromClients
+            let nfs = try await NFSContext(url: url.description, options: options)
+            defer { try? nfs.close() }
+            _ = try await nfs.stat("")
+            return (proxied.mount.bytesFromClients - before, nfs.traversesNestedExports)
+        }
+        var notCrossingURL = proxied.url
+        notCrossingURL.query += "&auto-traverse-mounts=0"
+        let (crossing, crosses) = try await mountBytes(proxied.url, NFSOptions(unmountsOnClose: false))
+        let (notCrossing, crossesNot) = try await mountBytes(proxied.url, NFSOptions(unmountsOnClose: false,
+                                                                                      traversesNestedExports: false))
+        let (byURL, crossesByURL) = try await mountBytes(notCrossingURL, NFSOptions(unmountsOnClose: false))
+        // The option wins over the URL.
+        let (_, optionWins) = try await mountBytes(notCrossingURL, NFSOptions(unmountsOnClose: false, traversesNestedExports: true))
+        #expect(crosses && !crossesNot && !crossesByURL && optionWins)
+        if server.protocolVersion == 3 {
+            #expect(notCrossing < crossing && byURL < crossing, "MOUNT bytes: \(crossing) crossing, \(notCrossing) not, \(byURL) by URL")
+            #expect(notCrossing > 0 && notCrossing == byURL)
+        } else {
+            #expect(crossing == 0 && notCrossing == 0 && byURL == 0)
+        }
+    }
+
     /// Counted at the proxy: every READDIRPLUS call of one listing has the same size,
     /// so the bytes sent grow with the round trips it took.
     @Test("a listing asks for 64 KiB replies where libnfs can, fewer calls than at its 8 KiB; libnfs 4.x refuses a size")

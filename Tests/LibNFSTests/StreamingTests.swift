@@ -31,6 +31,26 @@ struct StreamingTests {
         }
     }
 
+    @Test("a reader advised of a sequential read, to before, at or past the end, gets exactly the bytes on disk")
+    func advisedReads() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("stream-advised")
+        defer { scratch.cleanUp() }
+        let nfs = try await NFSContext(url: server.url.description, options: NFSOptions(readahead: 8 << 20))
+        defer { try? nfs.close() }
+        let bytes = randomBytes(5 * nfs.readSize + 777)
+        try scratch.writeLocal("f", bytes)
+        for end in [UInt64(nfs.readSize), UInt64(bytes.count), UInt64(bytes.count) * 4] {
+            let file = try await nfs.open(scratch.path("f"))
+            try file.adviseSequentialRead(upTo: end)
+            var read: [UInt8] = []
+            while case let piece = try await file.read(3 << 20), !piece.isEmpty { read += piece }
+            #expect(read == bytes, "advised up to \(end)")
+            try await file.close()
+            #expect(throws: NFSError.self) { try file.adviseSequentialRead(upTo: end) }
+        }
+    }
+
     @Test("an async sequential reader gets exactly the bytes on disk to the end")
     func asyncSequentialReads() async throws {
         let server = try TestServer.require()

@@ -50,6 +50,31 @@ struct CopyTests {
         #expect(temporaries(in: local).isEmpty)
     }
 
+    /// nfs-cp crosses no nested exports unless the URL asks, and then goes by path
+    /// calls only (a walk by handle would not cross them): both ways must still hold.
+    @Test("with the URL asking to cross nested exports, small and large files copy both ways byte for byte")
+    func crossingNestedExports() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-traverse")
+        defer { scratch.cleanUp() }
+        let readSize = try server.mount().readSize
+        for (name, size) in [("small", 3000), ("large", 3 * readSize + 17)] {
+            let bytes = randomBytes(size)
+            try scratch.writeLocal("orig-\(name)", bytes)
+            for traverse in ["0", "1"] {
+                var up = scratch.url("up-\(name)-\(traverse)")
+                up.query += "&auto-traverse-mounts=\(traverse)"
+                var r = try nfsCp(scratch.local("orig-\(name)"), up.description)
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(try scratch.readLocal("up-\(name)-\(traverse)") == bytes, "up \(name), auto-traverse-mounts=\(traverse)")
+                r = try nfsCp(up.description, scratch.local("down-\(name)-\(traverse)"))
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(try scratch.readLocal("down-\(name)-\(traverse)") == bytes, "down \(name), auto-traverse-mounts=\(traverse)")
+            }
+        }
+        #expect(temporaries(in: scratch.local).isEmpty)
+    }
+
     @Test("what nfs-cp writes, libnfs-utils' nfs-cat reads back identically")
     func peerReadsOurFiles() throws {
         let server = try TestServer.require()

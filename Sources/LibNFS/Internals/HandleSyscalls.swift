@@ -17,6 +17,13 @@ extension Syscalls {
         Array(UnsafeRawBufferPointer(start: swiftnfs_fh_bytes(fh), count: swiftnfs_fh_length(fh)))
     }
 
+    /// The export's root handle, copied (empty before a mount).
+    static func rootHandleBytes(_ nfs: Context) -> [UInt8] {
+        let count = swiftnfs_root_fh_length(nfs)
+        guard count > 0, let bytes = swiftnfs_root_fh_bytes(nfs) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: bytes, count: count))
+    }
+
     static func lookup3Async(_ nfs: Context, _ directory: [UInt8], _ name: FilePath.Component, _ pd: PrivateData) -> Int32 {
         directory.withUnsafeBytes { dir in
             name.withPlatformString { swiftnfs3_lookup_async(nfs, dir.baseAddress, dir.count, $0, HandleCallback.function, pd) }
