@@ -147,7 +147,8 @@ struct FileBuffer {
             streamDepth = max(2, (max(ahead, wanted) + io.readChunk - 1) / io.readChunk)
         }
         let depth = min(streamDepth, max(readAheadLimit / io.readChunk, 1))
-        while stream.count < depth {
+        // Past an advised end, one READ more is enough to see where the file ends now.
+        while stream.count < depth && (stream.isEmpty || sequentialEnd.map { streamNext <= $0 } ?? true) {
             let spare = spareBuffers.popLast()
             let read = io.prefetch(at: streamNext, count: io.readChunk,
                                    into: spare?.buffer.count == io.readChunk ? spare : nil)

@@ -57,7 +57,7 @@ public final class NFSFileHandle: Sendable {
         self.storage = Storage(State(fh: fh, position: position, buffer: FileBuffer(
             readCapacity: readCapacity,
             writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
-            readAheadLimit: max(readCapacity, context.readAhead),
+            readAheadLimit: max(readCapacity, context.streamReadAhead),
             writeBehind: context.options.writeBehind)))
         context.register(self)
     }

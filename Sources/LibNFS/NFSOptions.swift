@@ -29,7 +29,10 @@ public struct NFSOptions: Sendable, Hashable {
     /// server's readMax, at most 1 MiB). LibNFS does it on every libnfs
     /// version: once a reader continues where its last read ended, READs of
     /// readSize go out ahead of it up to this many bytes, each one taken
-    /// replaced by the next, so they stay in flight while the reader works. libnfs's own
+    /// replaced by the next, so they stay in flight while the reader works.
+    /// This is the most: where the mount showed a short round trip, fewer go
+    /// ahead (what 2 GB/s fills in that round trip, at least 4 READs), since more
+    /// only cost memory there. libnfs's own
     /// read-ahead (4.x-5.x) is never turned on: it breaks concurrent reads of
     /// one file.
     public var readahead: Int? = nil

@@ -51,6 +51,18 @@ struct StreamingTests {
         }
     }
 
+    /// Loopback's mount takes milliseconds, not the 160 ms that would justify 64 MiB
+    /// ahead at 2 GB/s; the stream keeps at least four READs out all the same.
+    @Test("over loopback's short round trip a stream reads ahead less than a large readahead, at least four READs")
+    func streamWindowFollowsRoundTrip() async throws {
+        let server = try TestServer.require()
+        let nfs = try await NFSContext(url: server.url.description, options: NFSOptions(readahead: 64 << 20))
+        defer { try? nfs.close() }
+        #expect(nfs.readAhead == 64 << 20)
+        #expect(nfs.streamReadAhead < nfs.readAhead && nfs.streamReadAhead >= 4 * nfs.readSize,
+                "\(nfs.streamReadAhead) bytes ahead after a mount of \(nfs.mountDuration)")
+    }
+
     @Test("an async sequential reader gets exactly the bytes on disk to the end")
     func asyncSequentialReads() async throws {
         let server = try TestServer.require()
