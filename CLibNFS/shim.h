@@ -277,6 +277,28 @@ static inline const void *swiftnfs3_create_result(const void *res, size_t *lengt
     return fh->post_op_fh3_u.handle.data.data_val;
 }
 
+static inline int swiftnfs3_mkdir_async(struct nfs_context *nfs, const void *dir, size_t dir_length,
+                                        const char *name, uint32_t mode, rpc_cb cb, void *private_data) {
+    MKDIR3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.where.dir, dir, dir_length);
+    args.where.name = (char *)name;
+    args.attributes.mode.set_it = 1;
+    args.attributes.mode.set_mode3_u.mode = mode;
+    return SWIFTNFS_RPC3(mkdir, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The new directory's handle, or NULL when the reply has none.
+static inline const void *swiftnfs3_mkdir_result(const void *res, size_t *length) {
+    const post_op_fh3 *fh = &((const MKDIR3res *)res)->MKDIR3res_u.resok.obj;
+    if (!fh->handle_follows) {
+        *length = 0;
+        return NULL;
+    }
+    *length = fh->post_op_fh3_u.handle.data.data_len;
+    return fh->post_op_fh3_u.handle.data.data_val;
+}
+
 // Sets the mode and/or the size (a negative value leaves it).
 static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
                                           int64_t mode, int64_t size, rpc_cb cb, void *private_data) {

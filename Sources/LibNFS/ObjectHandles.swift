@@ -172,6 +172,19 @@ extension NFSContext {
         return try await lookup(name, in: directory, path: path).handle
     }
 
+    /// Makes the directory `name` in `directory` with `permissions` (one MKDIR);
+    /// `EEXIST` where `name` exists.
+    /// - Returns: the new directory's handle.
+    public func makeDirectory(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
+                              permissions: Int) async throws -> NFSObjectHandle {
+        try requireObjectHandles("mkdir", path)
+        if let made = try await run(Operations.makeDirectory(name, in: directory, path: path, permissions: permissions)) {
+            return NFSObjectHandle(bytes: made)
+        }
+        // The server may leave the handle out of its reply.
+        return try await lookup(name, in: directory, path: path).handle
+    }
+
     /// Sets `file`'s permission bits and/or its size (one SETATTR).
     public func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int? = nil,
                               size: UInt64? = nil) async throws {

@@ -55,6 +55,11 @@ final class DirectoryHandles: Sendable {
         Task { _ = await handle(of: directory) }
     }
 
+    /// Keeps the handle of a directory just made, which its MKDIR answered with.
+    func remember(_ directory: FilePath, _ handle: NFSObjectHandle) {
+        known.withLock { $0[directory] = Task { handle } }
+    }
+
     /// Forgets `path` and everything below it, once it is removed or renamed.
     func forget(_ path: FilePath) {
         known.withLock { known in

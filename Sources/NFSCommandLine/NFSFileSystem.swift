@@ -65,7 +65,18 @@ public struct NFSFileSystem: CopyFileSystem {
     }
 
     public func list(_ path: FilePath) async throws -> [FilePath.Component] { try await translate(path) { try await context.listdir(path) } }
-    public func makeDirectory(_ path: FilePath, permissions: Int) async throws { try await translate(path) { try await context.mkdir(path, mode: permissions) } }
+    /// By handle where the parent's is known: one MKDIR, whose answer is the new
+    /// directory's handle, where a path call looks the parent up first and the
+    /// copy then looks the new directory up for the files it puts there.
+    public func makeDirectory(_ path: FilePath, permissions: Int) async throws {
+        if let handles, let parent = await handles.parent(of: path) {
+            let made = try await translate(path) {
+                try await context.makeDirectory(parent.name, in: parent.directory, path: path, permissions: permissions)
+            }
+            return handles.remember(path, made)
+        }
+        try await translate(path) { try await context.mkdir(path, mode: permissions) }
+    }
     public func makeSymlink(_ target: FilePath, at path: FilePath) async throws { try await translate(path) { try await context.symlink(target, at: path) } }
     public func readSymlink(_ path: FilePath) async throws -> FilePath { try await translate(path) { try await context.readlink(path) } }
     public func rename(_ from: FilePath, to: FilePath) async throws {

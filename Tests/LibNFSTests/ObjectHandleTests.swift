@@ -204,4 +204,29 @@ struct ObjectHandleTests {
         await #expect { _ = try await begun.value } throws: { refused($0) }
         #expect(proxy.rewritten >= 2, "\(proxy.rewritten) WRITE replies went through the proxy")
     }
+
+    @Test("a directory made in its parent's handle is on disk with its mode, takes a file by the handle it answered with, and a second is EEXIST")
+    func makeDirectory() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-mkdir")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        let parent = try await nfs.handle(of: FilePath(scratch.path))
+        let path = FilePath(scratch.path("d"))
+        let made = try await nfs.makeDirectory("d", in: parent, path: path, permissions: 0o751)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: scratch.local("d"), isDirectory: &isDirectory) && isDirectory.boolValue)
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("d"))[.posixPermissions] as? Int == 0o751)
+        let bytes = randomBytes(5000)
+        let file = try await nfs.create("f", in: made, path: path.appending("f"), permissions: 0o644, exclusive: true)
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { raw.deallocate() }
+        raw.copyBytes(from: bytes)
+        try await nfs.write(file, path: path.appending("f"), offset: 0, bytes: UnsafeRawBufferPointer(raw), stable: true)
+        #expect(try scratch.readLocal("d/f") == bytes)
+        await #expect { _ = try await nfs.makeDirectory("d", in: parent, path: path, permissions: 0o755) } throws: { error in
+            (error as? NFSError).map { $0.code == .fileExists && $0.description.contains(scratch.path("d")) } == true
+        }
+    }
 }

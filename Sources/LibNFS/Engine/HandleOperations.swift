@@ -65,6 +65,13 @@ extension Operations {
         }, success: { _, data in Syscalls.create3Result(data!) })
     }
 
+    static func makeDirectory(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
+                              permissions: Int) -> Request<[UInt8]?> {
+        Request("mkdir", path: path, issue: { nfs, pd in
+            Syscalls.mkdir3Async(nfs, directory.bytes, name, mode: permissions, pd)
+        }, success: { _, data in Syscalls.mkdir3Result(data!) })
+    }
+
     static func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int?, size: UInt64?) -> Request<Void> {
         Request(size != nil ? "truncate" : "chmod", path: path, issue: { nfs, pd in
             Syscalls.setattr3Async(nfs, file.bytes, mode: permissions, size: size, pd)

@@ -91,6 +91,22 @@ extension Syscalls {
         return Array(UnsafeRawBufferPointer(start: bytes, count: length))
     }
 
+    static func mkdir3Async(_ nfs: Context, _ directory: [UInt8], _ name: FilePath.Component, mode: Int,
+                            _ pd: PrivateData) -> Int32 {
+        directory.withUnsafeBytes { dir in
+            name.withPlatformString {
+                swiftnfs3_mkdir_async(nfs, dir.baseAddress, dir.count, $0, UInt32(mode), HandleCallback.function, pd)
+            }
+        }
+    }
+
+    /// The new directory's handle, nil when the server sent none.
+    static func mkdir3Result(_ reply: UnsafeMutableRawPointer) -> [UInt8]? {
+        var length = 0
+        guard let bytes = swiftnfs3_mkdir_result(reply, &length) else { return nil }
+        return Array(UnsafeRawBufferPointer(start: bytes, count: length))
+    }
+
     static func setattr3Async(_ nfs: Context, _ file: [UInt8], mode: Int?, size: UInt64?, _ pd: PrivateData) -> Int32 {
         file.withUnsafeBytes {
             swiftnfs3_setattr_async(nfs, $0.baseAddress, $0.count, Int64(mode ?? -1), size.map { Int64($0) } ?? -1,
