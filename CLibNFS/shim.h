@@ -299,9 +299,22 @@ static inline const void *swiftnfs3_mkdir_result(const void *res, size_t *length
     return fh->post_op_fh3_u.handle.data.data_val;
 }
 
-// Sets the mode and/or the size (a negative value leaves it).
+static inline int swiftnfs3_getattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                          rpc_cb cb, void *private_data) {
+    GETATTR3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.object, fh, fh_length);
+    return SWIFTNFS_RPC3(getattr, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+static inline const fattr3 *swiftnfs3_getattr_result(const void *res) {
+    return &((const GETATTR3res *)res)->GETATTR3res_u.resok.obj_attributes;
+}
+
+// Sets the mode, the size, the owner and/or the group (a negative value leaves it).
 static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
-                                          int64_t mode, int64_t size, rpc_cb cb, void *private_data) {
+                                          int64_t mode, int64_t size, int64_t uid, int64_t gid,
+                                          rpc_cb cb, void *private_data) {
     SETATTR3args args;
     memset(&args, 0, sizeof(args));
     swiftnfs_set_fh3(&args.object, fh, fh_length);
@@ -312,6 +325,14 @@ static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *f
     if (size >= 0) {
         args.new_attributes.size.set_it = 1;
         args.new_attributes.size.set_size3_u.size = (size3)size;
+    }
+    if (uid >= 0) {
+        args.new_attributes.uid.set_it = 1;
+        args.new_attributes.uid.set_uid3_u.uid = (uid3)uid;
+    }
+    if (gid >= 0) {
+        args.new_attributes.gid.set_it = 1;
+        args.new_attributes.gid.set_gid3_u.gid = (gid3)gid;
     }
     return SWIFTNFS_RPC3(setattr, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }

@@ -1,11 +1,19 @@
 import SystemPackage
 
+/// What an open file's calls name: the libnfs file that a path open returned,
+/// or an NFSv3 file handle (``NFSContext/open(_:path:flags:)``), whose calls go
+/// out as single RPCs of libnfs's raw layer.
+enum FileTarget: Sendable {
+    case file(FilePointer)
+    case handle(NFSObjectHandle)
+}
+
 /// The unbuffered I/O of one open file: whole-range reads and writes split
 /// into RPCs of the context's readSize/writeSize, all submitted to the engine at
 /// once so that they are in flight together (the engine's window bounds them).
 struct FileIO: Sendable {
     let context: NFSContext
-    let fh: FilePointer
+    let target: FileTarget
     let path: FilePath
     /// The largest single read and write RPC: the context's readSize/writeSize.
     let readChunk: Int
@@ -13,14 +21,78 @@ struct FileIO: Sendable {
     /// A READ answered short met the end of the file (see ``VersionQuirks/shortReadIsEndOfFile(_:)``).
     let shortReadEnds: Bool
 
-    /// I/O on `fh` in RPCs of the context's readSize/writeSize.
-    init(context: NFSContext, fh: FilePointer, path: FilePath) {
+    /// I/O on `target` in RPCs of the context's readSize/writeSize.
+    init(context: NFSContext, target: FileTarget, path: FilePath) {
         self.context = context
-        self.fh = fh
+        self.target = target
         self.path = path
         self.readChunk = context.readSize
         self.writeChunk = context.writeSize
-        self.shortReadEnds = VersionQuirks.shortReadIsEndOfFile(context.version)
+        // A READ by handle answered short is read on from: only its end flag would tell.
+        if case .file = target { shortReadEnds = VersionQuirks.shortReadIsEndOfFile(context.version) } else { shortReadEnds = false }
+    }
+
+    /// One READ of at most readChunk bytes into `destination`, answering with the count.
+    func readRequest(at offset: UInt64, into destination: UnsafeMutableRawBufferPointer) -> Request<Int> {
+        switch target {
+        case .file(let fh): Operations.pread(fh, path, offset: offset, into: destination)
+        case .handle(let handle): Operations.pread(handle, path: path, offset: offset, into: destination)
+        }
+    }
+
+    /// One WRITE of `bytes` (unstable by handle; as libnfs sends it for a file), answering with the count.
+    func writeRequest(at offset: UInt64, _ bytes: OwnedBytes) -> Request<Int> {
+        switch target {
+        case .file(let fh): Operations.pwrite(fh, path, offset: offset, bytes: bytes)
+        case .handle(let handle): Operations.pwrite(handle, path: path, offset: offset, bytes: bytes)
+        }
+    }
+
+    var fstatRequest: Request<NFSStat> {
+        switch target {
+        case .file(let fh): Operations.fstat(fh, path)
+        case .handle(let handle): Operations.getattr(handle, path: path)
+        }
+    }
+
+    /// Puts what was written on stable storage: `nfs_fsync`, or a COMMIT by handle.
+    var fsyncRequest: Request<Void> {
+        switch target {
+        case .file(let fh): Operations.status("fsync", path) { Syscalls.fsyncAsync($0, fh.raw, $1) }
+        case .handle(let handle): Operations.commit(handle, path: path)
+        }
+    }
+
+    func truncateRequest(_ length: UInt64) -> Request<Void> {
+        switch target {
+        case .file(let fh): Operations.status("truncate", path) { Syscalls.ftruncateAsync($0, fh.raw, length, $1) }
+        case .handle(let handle): Operations.setAttributes(handle, path: path, permissions: nil, size: length)
+        }
+    }
+
+    func chmodRequest(_ mode: Int) -> Request<Void> {
+        switch target {
+        case .file(let fh):
+            Operations.status("chmod", path) { Syscalls.fchmodAsync($0, fh.raw, Int32(truncatingIfNeeded: mode & 0o7777), $1) }
+        case .handle(let handle): Operations.setAttributes(handle, path: path, permissions: mode & 0o7777, size: nil)
+        }
+    }
+
+    func chownRequest(uid: Int32, gid: Int32, operation: String) -> Request<Void> {
+        switch target {
+        case .file(let fh): Operations.status(operation, path) { Syscalls.fchownAsync($0, fh.raw, uid, gid, $1) }
+        case .handle(let handle): Operations.setOwner(handle, path: path, uid: uid, gid: gid, operation: operation)
+        }
+    }
+
+    /// What a close sends once the buffered writes are out: libnfs's close (which
+    /// COMMITs what the file wrote), or by handle a COMMIT where anything was
+    /// written, else nothing.
+    func closeRequest(wrote: Bool) -> Request<Void>? {
+        switch target {
+        case .file(let fh): Operations.close(fh, path)
+        case .handle(let handle): wrote ? Operations.commit(handle, path: path) : nil
+        }
     }
 
     /// Reads until `buffer` is full or the file ends; returns the count read.
@@ -67,13 +139,13 @@ struct FileIO: Sendable {
         }
     }
 
-    func fstat() throws -> NFSStat { try context.run(Operations.fstat(fh, path)) }
-    func fstat() async throws -> NFSStat { try await context.run(Operations.fstat(fh, path)) }
+    func fstat() throws -> NFSStat { try context.run(fstatRequest) }
+    func fstat() async throws -> NFSStat { try await context.run(fstatRequest) }
 
     private func readBatch(_ offset: UInt64, _ buffer: UnsafeMutableRawBufferPointer) -> [Request<Int>] {
         stride(from: 0, to: buffer.count, by: readChunk).map { start in
             let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<min(start + readChunk, buffer.count)])
-            return Operations.pread(fh, path, offset: offset + UInt64(start), into: piece)
+            return readRequest(at: offset + UInt64(start), into: piece)
         }
     }
 
@@ -137,7 +209,7 @@ struct FileIO: Sendable {
                 piece = OwnedBytes(copying: source)
             }
             let at = offset + UInt64(start)
-            return Write(offset: at, bytes: piece, request: Operations.pwrite(fh, path, offset: at, bytes: piece))
+            return Write(offset: at, bytes: piece, request: writeRequest(at: at, piece))
         }
     }
 
@@ -152,7 +224,7 @@ struct FileIO: Sendable {
     /// `buffer` (of `count` bytes, nothing else using it) or a new one.
     func prefetch(at offset: UInt64, count: Int, into buffer: OwnedBytes? = nil) -> Prefetch {
         let bytes = buffer ?? OwnedBytes(count: count)
-        let request = Operations.pread(fh, path, offset: offset, into: bytes.buffer)
+        let request = readRequest(at: offset, into: bytes.buffer)
         context.engine.submit(request)
         return Prefetch(offset: offset, bytes: bytes, request: request)
     }

@@ -34,9 +34,12 @@ public final class NFSFileHandle: Sendable {
     private let storage: Storage
 
     private struct State {
-        var fh: FilePointer?
+        /// nil once closed.
+        var target: FileTarget?
         var position: UInt64
         var buffer: FileBuffer
+        /// Set by any operation that needs write access: a file opened by handle COMMITs at close only then.
+        var wrote = false
     }
 
     /// `@unchecked Sendable`: `state` is read and written only while holding `gate` (or in `deinit`).
@@ -46,15 +49,15 @@ public final class NFSFileHandle: Sendable {
         init(_ state: State) { self.state = state }
     }
 
-    init(context: NFSContext, path: FilePath, fh: FilePointer, position: UInt64, flags: NFSOpenFlags, ownsContext: Bool) {
-        let io = FileIO(context: context, fh: fh, path: path)
+    init(context: NFSContext, path: FilePath, target: FileTarget, position: UInt64, flags: NFSOpenFlags, ownsContext: Bool) {
+        let io = FileIO(context: context, target: target, path: path)
         let readCapacity = max(context.options.readBufferSize ?? io.readChunk, 1)
         self.context = context
         self.name = path
         self.flags = flags
         self.mode = flags.modeString
         self.ownsContext = ownsContext
-        self.storage = Storage(State(fh: fh, position: position, buffer: FileBuffer(
+        self.storage = Storage(State(target: target, position: position, buffer: FileBuffer(
             readCapacity: readCapacity,
             writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
             readAheadLimit: max(readCapacity, context.streamReadAhead),
@@ -73,7 +76,7 @@ public final class NFSFileHandle: Sendable {
         let context = try NFSContext(url: parsed.deletingLastComponent.description, options: options)
         do {
             let opened = try context.openFile(file, flags: flags, permissions: 0o644)
-            self.init(context: context, path: file, fh: opened.fh, position: opened.position, flags: flags, ownsContext: true)
+            self.init(context: context, path: file, target: .file(opened.fh), position: opened.position, flags: flags, ownsContext: true)
         } catch {
             try? context.close()
             throw error
@@ -86,7 +89,7 @@ public final class NFSFileHandle: Sendable {
         let context = try await NFSContext(url: parsed.deletingLastComponent.description, options: options)
         do {
             let opened = try await context.openFile(file, flags: flags, permissions: 0o644)
-            self.init(context: context, path: file, fh: opened.fh, position: opened.position, flags: flags, ownsContext: true)
+            self.init(context: context, path: file, target: .file(opened.fh), position: opened.position, flags: flags, ownsContext: true)
         } catch {
             try? await context.close()
             throw error
@@ -110,25 +113,27 @@ public final class NFSFileHandle: Sendable {
     /// level error, naming the file and the bytes lost); debug builds also warn
     /// about every handle dropped open. Call ``close()`` to see errors.
     deinit {
-        guard let fh = storage.state.fh else { return }
+        guard let target = storage.state.target else { return }
         let buffer = storage.state.buffer
-        storage.state.fh = nil
+        let wrote = storage.state.wrote
+        storage.state.target = nil
         storage.state.buffer.discard()
         #if DEBUG
         NFSContext.logger.warning("NFSFileHandle \(name) was dropped without close(); closing it in the background")
         #endif
-        Self.closeInBackground(fh, buffer: buffer, name: name, id: ObjectIdentifier(self),
-                               context: context, ownsContext: ownsContext)
+        Self.closeInBackground(FileIO(context: context, target: target, path: name), wrote: wrote, buffer: buffer,
+                               id: ObjectIdentifier(self), context: context, ownsContext: ownsContext)
     }
 
     /// Sends the leftover bytes and closes the file through requests that
     /// call back when done: no thread and no task waits, so a thread blocked
     /// in ``NFSContext/close()`` (on Swift's cooperative pool too) cannot
     /// starve this work.
-    private static func closeInBackground(_ fh: FilePointer, buffer: FileBuffer, name: FilePath, id: ObjectIdentifier,
+    private static func closeInBackground(_ io: FileIO, wrote: Bool, buffer: FileBuffer, id: ObjectIdentifier,
                                           context: NFSContext, ownsContext: Bool) {
+        let name = io.path
         context.backgroundCloses.enter()
-        let close = Operations.close(fh, name).whenDone { result in
+        let finished: @Sendable (Result<Void, any Error>) -> Void = { result in
             if case .failure(let error) = result {
                 NFSContext.logger.error("closing \(name), dropped without close(), failed: \(error)")
             }
@@ -137,8 +142,12 @@ public final class NFSFileHandle: Sendable {
             context.backgroundCloses.leave()
             if ownsContext { DispatchQueue.global().async { try? context.close() } }
         }
-        let writes = buffer.pendingWrites(FileIO(context: context, fh: fh, path: name))
-        guard !writes.isEmpty else { return context.engine.submit(close) }
+        let writes = buffer.pendingWrites(io)
+        let submitClose: @Sendable () -> Void = {
+            guard let close = io.closeRequest(wrote: wrote || !writes.isEmpty) else { return finished(.success(())) }
+            context.engine.submit(close.whenDone(finished))
+        }
+        guard !writes.isEmpty else { return submitClose() }
         let remaining = Locked((count: writes.count, failure: nil as String?))
         for write in writes {
             context.engine.submit(write.request.whenDone { result in
@@ -155,14 +164,14 @@ public final class NFSFileHandle: Sendable {
                 if let failure = remaining.withLock({ $0.failure }) {
                     NFSContext.logger.error("\(name) was dropped without close(); \(buffer.pendingWriteCount) buffered bytes were lost: \(failure)")
                 }
-                context.engine.submit(close)
+                submitClose()
             })
         }
     }
 
     /// The open file and its I/O, or the error for a closed file or a missing access right.
     private func openFile(_ operation: String, needs access: NFSOpenFlags) throws -> FileIO {
-        guard let fh = storage.state.fh else {
+        guard let target = storage.state.target else {
             throw NFSError(code: .badFileDescriptor, operation: operation, path: name, detail: "the file is closed")
         }
         if !flags.isSuperset(of: access) {
@@ -170,7 +179,8 @@ public final class NFSFileHandle: Sendable {
             throw NFSError(code: .badFileDescriptor, operation: operation, path: name,
                            detail: "the file is not open for \(what) (mode \(mode))")
         }
-        return FileIO(context: context, fh: fh, path: name)
+        if access.contains(.write) { storage.state.wrote = true }
+        return FileIO(context: context, target: target, path: name)
     }
 
     @discardableResult
@@ -186,7 +196,7 @@ public final class NFSFileHandle: Sendable {
     }
 
     /// True once ``close()`` has run (or the context was closed).
-    public var isClosed: Bool { gate.withLock { storage.state.fh == nil } }
+    public var isClosed: Bool { gate.withLock { storage.state.target == nil } }
 
     // MARK: Reading
 
@@ -452,7 +462,7 @@ public final class NFSFileHandle: Sendable {
     public func fsync() throws {
         try withOpenFile("fsync") { state, io in
             try state.buffer.flush(io)
-            try context.run(Self.fsyncRequest(io))
+            try context.run(io.fsyncRequest)
         }
     }
 
@@ -460,13 +470,10 @@ public final class NFSFileHandle: Sendable {
     public func fsync() async throws {
         try await withOpenFile("fsync") { state, io in
             try await state.buffer.flush(io)
-            try await context.run(Self.fsyncRequest(io))
+            try await context.run(io.fsyncRequest)
         }
     }
 
-    private static func fsyncRequest(_ io: FileIO) -> Request<Void> {
-        Operations.status("fsync", io.path) { Syscalls.fsyncAsync($0, io.fh.raw, $1) }
-    }
 
     /// Sets the file's length (default: the current position), cutting or
     /// extending with zeros; the position does not move. Maps `nfs_ftruncate`.
@@ -474,7 +481,7 @@ public final class NFSFileHandle: Sendable {
     public func truncate(_ length: UInt64? = nil) throws {
         try withOpenFile("truncate", needs: .write) { state, io in
             try state.buffer.flush(io)
-            try context.run(Self.truncateRequest(io, length ?? state.position))
+            try context.run(io.truncateRequest(length ?? state.position))
             state.buffer.invalidateRead(from: 0, count: Int.max)
         }
     }
@@ -483,14 +490,11 @@ public final class NFSFileHandle: Sendable {
     public func truncate(_ length: UInt64? = nil) async throws {
         try await withOpenFile("truncate", needs: .write) { state, io in
             try await state.buffer.flush(io)
-            try await context.run(Self.truncateRequest(io, length ?? state.position))
+            try await context.run(io.truncateRequest(length ?? state.position))
             state.buffer.invalidateRead(from: 0, count: Int.max)
         }
     }
 
-    private static func truncateRequest(_ io: FileIO, _ length: UInt64) -> Request<Void> {
-        Operations.status("truncate", io.path) { Syscalls.ftruncateAsync($0, io.fh.raw, length, $1) }
-    }
 
     // MARK: Position and attributes
 
@@ -574,7 +578,7 @@ public final class NFSFileHandle: Sendable {
     public func chmod(mode: Int) throws {
         try withOpenFile("chmod") { state, io in
             try state.buffer.waitForWrites(io)
-            try context.run(Self.chmodRequest(io, mode))
+            try context.run(io.chmodRequest(mode))
         }
     }
 
@@ -582,32 +586,26 @@ public final class NFSFileHandle: Sendable {
     public func chmod(mode: Int) async throws {
         try await withOpenFile("chmod") { state, io in
             try await state.buffer.waitForWrites(io)
-            try await context.run(Self.chmodRequest(io, mode))
+            try await context.run(io.chmodRequest(mode))
         }
     }
 
-    private static func chmodRequest(_ io: FileIO, _ mode: Int) -> Request<Void> {
-        Operations.status("chmod", io.path) { Syscalls.fchmodAsync($0, io.fh.raw, Int32(truncatingIfNeeded: mode & 0o7777), $1) }
-    }
 
     /// Sets the file's owner and group. Maps `nfs_fchown`.
     func chown(uid: Int32, gid: Int32, operation: String) throws {
         try withOpenFile(operation) { state, io in
             try state.buffer.waitForWrites(io)
-            try context.run(Self.chownRequest(io, uid, gid, operation))
+            try context.run(io.chownRequest(uid: uid, gid: gid, operation: operation))
         }
     }
 
     func chown(uid: Int32, gid: Int32, operation: String) async throws {
         try await withOpenFile(operation) { state, io in
             try await state.buffer.waitForWrites(io)
-            try await context.run(Self.chownRequest(io, uid, gid, operation))
+            try await context.run(io.chownRequest(uid: uid, gid: gid, operation: operation))
         }
     }
 
-    private static func chownRequest(_ io: FileIO, _ uid: Int32, _ gid: Int32, _ operation: String) -> Request<Void> {
-        Operations.status(operation, io.path) { Syscalls.fchownAsync($0, io.fh.raw, uid, gid, $1) }
-    }
 
     // MARK: Closing
 
@@ -616,11 +614,14 @@ public final class NFSFileHandle: Sendable {
     /// - Throws: the flush or close error; the handle is closed either way.
     public func close() throws {
         let result: Result<Void, any Error> = gate.withLock {
-            guard let fh = storage.state.fh else { return .success(()) }
-            defer { storage.state.fh = nil; storage.state.buffer.discard() }
+            guard let target = storage.state.target else { return .success(()) }
+            defer { storage.state.target = nil; storage.state.buffer.discard() }
             var failure: (any Error)?
-            do { try storage.state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
-            do { try context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
+            let io = FileIO(context: context, target: target, path: name)
+            do { try storage.state.buffer.flush(io) } catch { failure = error }
+            if let close = io.closeRequest(wrote: storage.state.wrote) {
+                do { try context.run(close) } catch { if failure == nil { failure = error } }
+            }
             return failure.map { .failure($0) } ?? .success(())
         }
         context.unregister(ObjectIdentifier(self))
@@ -631,11 +632,14 @@ public final class NFSFileHandle: Sendable {
     /// ``close()``, suspending the task instead of blocking the thread.
     public func close() async throws {
         let result: Result<Void, any Error> = await gate.withLock {
-            guard let fh = storage.state.fh else { return .success(()) }
-            defer { storage.state.fh = nil; storage.state.buffer.discard() }
+            guard let target = storage.state.target else { return .success(()) }
+            defer { storage.state.target = nil; storage.state.buffer.discard() }
             var failure: (any Error)?
-            do { try await storage.state.buffer.flush(FileIO(context: context, fh: fh, path: name)) } catch { failure = error }
-            do { try await context.run(Operations.close(fh, name)) } catch { if failure == nil { failure = error } }
+            let io = FileIO(context: context, target: target, path: name)
+            do { try await storage.state.buffer.flush(io) } catch { failure = error }
+            if let close = io.closeRequest(wrote: storage.state.wrote) {
+                do { try await context.run(close) } catch { if failure == nil { failure = error } }
+            }
             return failure.map { .failure($0) } ?? .success(())
         }
         context.unregister(ObjectIdentifier(self))
@@ -662,14 +666,14 @@ extension NFSContext {
     public func open(_ path: some NFSPathRepresentable, flags: NFSOpenFlags, permissions: Int = 0o644) throws -> NFSFileHandle {
         let path = path.nfsFilePath
         let opened = try openFile(path, flags: flags, permissions: permissions)
-        return NFSFileHandle(context: self, path: path, fh: opened.fh, position: opened.position, flags: flags, ownsContext: false)
+        return NFSFileHandle(context: self, path: path, target: .file(opened.fh), position: opened.position, flags: flags, ownsContext: false)
     }
 
     /// ``open(_:flags:permissions:)``, suspending the task instead of blocking the thread.
     public func open(_ path: some NFSPathRepresentable, flags: NFSOpenFlags, permissions: Int = 0o644) async throws -> NFSFileHandle {
         let path = path.nfsFilePath
         let opened = try await openFile(path, flags: flags, permissions: permissions)
-        return NFSFileHandle(context: self, path: path, fh: opened.fh, position: opened.position, flags: flags, ownsContext: false)
+        return NFSFileHandle(context: self, path: path, target: .file(opened.fh), position: opened.position, flags: flags, ownsContext: false)
     }
 
     private static func flags(_ mode: String, _ path: FilePath) throws -> NFSOpenFlags {

@@ -63,6 +63,29 @@ extension NFSContext {
         return NFSObjectHandle(bytes: opened.handle)
     }
 
+    /// The file `file` names as an ``NFSFileHandle``, with no RPC (no LOOKUP, no
+    /// ACCESS check: the server checks each call). Everything a handle does works
+    /// the same, its calls going by handle: READs and unstable WRITEs, GETATTR,
+    /// SETATTR, and COMMIT for ``NFSFileHandle/fsync()`` and at close where
+    /// anything was written (as libnfs's own close does).
+    /// - Parameters:
+    ///   - path: the path `file` has, for errors and ``NFSFileHandle/name``.
+    ///   - flags: `.read` and/or `.write`, and `.append`; the file exists, so
+    ///     `.create`, `.exclusive` and `.truncate` are refused (`EINVAL`), and
+    ///     `.sync` is not supported (`ENOTSUP`).
+    public func open(_ file: NFSObjectHandle, path: FilePath, flags: NFSOpenFlags = .read) async throws -> NFSFileHandle {
+        try requireObjectHandles("open", path)
+        guard flags.isDisjoint(with: [.create, .exclusive, .truncate]) else {
+            throw NFSError(code: .invalidArgument, operation: "open", path: path,
+                           detail: "a file opened by handle exists already (truncate it after opening)")
+        }
+        guard !flags.contains(.sync) else {
+            throw NFSError(code: .notSupported, operation: "open", path: path, detail: "a file opened by handle cannot write synchronously")
+        }
+        let position = flags.contains(.append) ? try await run(Operations.getattr(file, path: path)).size : 0
+        return NFSFileHandle(context: self, path: path, target: .handle(file), position: position, flags: flags, ownsContext: false)
+    }
+
     /// Looks `name` up in `directory` (one LOOKUP; a link is not followed).
     /// - Parameter path: the path `name` has, for errors.
     /// - Returns: its handle, and its attributes when the server sent them (it may not).
@@ -91,64 +114,27 @@ extension NFSContext {
     public func write(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
                       stable: Bool) async throws -> Bool {
         try requireObjectHandles("write", path)
-        try Task.checkCancellation()
-        return try await settle(sendWrites(file, path: path, offset: offset, bytes: bytes, stable: stable),
-                                file: file, path: path, stable: stable)
-    }
-
-    /// Sends the WRITEs of ``write(_:path:offset:bytes:stable:)`` now, with a copy of
-    /// `bytes` (which the caller may reuse once this returns), and returns without
-    /// waiting: the task ends with their answers as that call would, so that a
-    /// writer keeps several in flight (write-behind). Left unawaited, the WRITEs
-    /// still run to their end, or to the context's close.
-    public func beginWrite(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
-                           stable: Bool) throws -> Task<Bool, any Error> {
-        try requireObjectHandles("write", path)
-        let writes = sendWrites(file, path: path, offset: offset, bytes: bytes, stable: stable)
-        return Task { try await self.settle(writes, file: file, path: path, stable: stable) }
-    }
-
-    private struct SentWrite {
-        let offset: UInt64
-        let bytes: OwnedBytes
-        let request: Request<(count: Int, stable: Bool)>
-    }
-
-    /// Copies `bytes` into pieces of ``writeSize`` and hands their WRITEs to the engine.
-    private func sendWrites(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: UnsafeRawBufferPointer,
-                            stable: Bool) -> [SentWrite] {
-        stride(from: 0, to: bytes.count, by: writeSize).map { start in
-            let piece = OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + writeSize, bytes.count)]))
-            let request = Operations.write(file, path: path, offset: offset + UInt64(start), bytes: piece, stable: stable)
-            engine.submit(request)
-            return SentWrite(offset: offset + UInt64(start), bytes: piece, request: request)
-        }
-    }
-
-    /// Waits for `writes`; what a short answer left out is sent again. Returns whether all were stable.
-    private func settle(_ writes: [SentWrite], file: NFSObjectHandle, path: FilePath, stable: Bool) async throws -> Bool {
-        var writes = writes
+        var done = 0
         var allStable = true
-        while !writes.isEmpty {
-            var again: [SentWrite] = []
-            do {
-                for write in writes {
-                    let reply = try await write.request.value()
-                    let count = min(reply.count, write.bytes.buffer.count)
-                    if count == 0 {
-                        throw NFSError(code: .ioError, operation: "write", path: path, detail: "the server wrote none of the bytes")
-                    }
-                    allStable = allStable && reply.stable
-                    if count < write.bytes.buffer.count {
-                        again += sendWrites(file, path: path, offset: write.offset + UInt64(count),
-                                            bytes: UnsafeRawBufferPointer(rebasing: write.bytes.buffer[count...]), stable: stable)
-                    }
-                }
-            } catch {
-                for write in writes + again { write.request.finish(error) }
-                throw noted(error)
+        while done < bytes.count {
+            let starts = Array(stride(from: done, to: bytes.count, by: writeSize))
+            let sizes = starts.map { min(writeSize, bytes.count - $0) }
+            let replies = try await runAll(zip(starts, sizes).map { start, size in
+                Operations.write(file, path: path, offset: offset + UInt64(start),
+                                 bytes: OwnedBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[start..<start + size])),
+                                 stable: stable)
+            })
+            // A piece answered short leaves a gap: what follows it is written again.
+            var written = 0
+            for (reply, size) in zip(replies, sizes) {
+                allStable = allStable && reply.stable
+                written += min(reply.count, size)
+                if reply.count < size { break }
             }
-            writes = again
+            if written == 0 {
+                throw NFSError(code: .ioError, operation: "write", path: path, detail: "the server wrote none of the bytes")
+            }
+            done += written
         }
         return allStable
     }

@@ -110,85 +110,44 @@ final class HandleReader: FileReader {
     func close() async throws {}
 }
 
-/// A new file written by its handle. A small one's WRITE is stable (FILE_SYNC),
-/// so its close sends no COMMIT unless the server wrote less stably than asked,
-/// and a reconnect loses nothing that was answered (no ``connectionIdentity``).
-/// A large one's WRITEs are unstable and go out `writeBehind` bytes ahead of
-/// their answers (a failed one is thrown by a later write or the close), and the
-/// close COMMITs them, as a file opened by path does.
+/// A small new file written by its handle, each WRITE stable (FILE_SYNC), so
+/// its close sends no COMMIT unless the server wrote less stably than asked.
+/// A reconnect loses nothing that was answered, hence no ``connectionIdentity``.
 final class HandleWriter: FileWriter {
     let file: NFSObjectHandle
     let path: FilePath
     let fileSystem: NFSFileSystem
-    /// 0 for a small file: each write waits for its stable WRITEs.
-    let writeBehind: Int
-    private struct State {
-        var offset: UInt64 = 0
-        var uncommitted = false
-        /// Unstable WRITEs not yet waited for, oldest first, with their byte counts.
-        var inFlight: [(task: Task<Bool, any Error>, count: Int)] = []
-        var inFlightBytes = 0
-    }
-    private let state = Mutex(State())
+    private let state = Mutex<(offset: UInt64, uncommitted: Bool)>((0, false))
 
-    init(file: NFSObjectHandle, path: FilePath, fileSystem: NFSFileSystem, writeBehind: Int = 0) {
+    init(file: NFSObjectHandle, path: FilePath, fileSystem: NFSFileSystem) {
         self.file = file
         self.path = path
         self.fileSystem = fileSystem
-        self.writeBehind = writeBehind
     }
 
     func write(_ buffer: UnsafeRawBufferPointer) async throws {
         let offset = state.withLock { $0.offset }
-        guard writeBehind > 0 else {
-            let stable = try await fileSystem.translate(path) {
-                try await fileSystem.context.write(file, path: path, offset: offset, bytes: buffer, stable: true)
-            }
-            state.withLock { $0.offset += UInt64(buffer.count); $0.uncommitted = $0.uncommitted || !stable }
-            return
+        let stable = try await fileSystem.translate(path) {
+            try await fileSystem.context.write(file, path: path, offset: offset, bytes: buffer, stable: true)
         }
-        let sent = try await fileSystem.translate(path) {
-            try fileSystem.context.beginWrite(file, path: path, offset: offset, bytes: buffer, stable: false)
-        }
-        state.withLock {
-            $0.offset += UInt64(buffer.count)
-            $0.uncommitted = true
-            $0.inFlight.append((sent, buffer.count))
-            $0.inFlightBytes += buffer.count
-        }
-        try await settle(downTo: writeBehind)
-    }
-
-    /// Waits for the oldest WRITEs until at most `limit` bytes are in flight.
-    private func settle(downTo limit: Int) async throws {
-        while let oldest = state.withLock({ state -> Task<Bool, any Error>? in
-            guard state.inFlightBytes > limit, !state.inFlight.isEmpty else { return nil }
-            let (task, count) = state.inFlight.removeFirst()
-            state.inFlightBytes -= count
-            return task
-        }) {
-            _ = try await fileSystem.translate(path) { try await oldest.value }
-        }
+        state.withLock { $0 = ($0.offset + UInt64(buffer.count), $0.uncommitted || !stable) }
     }
 
     func skip(_ count: Int) async throws { state.withLock { $0.offset += UInt64(count) } }
 
     func setSize(_ size: UInt64) async throws {
-        try await settle(downTo: 0)
         try await fileSystem.translate(path) { try await fileSystem.context.setAttributes(file, path: path, size: size) }
     }
 
     func setPermissions(_ permissions: Int) async throws {
-        try await settle(downTo: 0)
         try await fileSystem.translate(path) {
             try await fileSystem.context.setAttributes(file, path: path, permissions: permissions)
         }
     }
 
-    var connectionIdentity: UInt64? { writeBehind > 0 ? fileSystem.context.connectionIdentity : nil }
+    var connectionIdentity: UInt64? { nil }
 
     func close() async throws {
-        try await settle(downTo: 0)
         guard state.withLock({ $0.uncommitted }) else { return }
         try await fileSystem.translate(path) { try await fileSystem.context.commit(file, path: path) }
     }

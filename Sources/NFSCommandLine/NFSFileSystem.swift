@@ -33,14 +33,41 @@ public struct NFSFileSystem: CopyFileSystem {
         }
     }
 
+    /// By handle where the directory's is known: one LOOKUP, whose answer carries the
+    /// attributes, where a path call looks up every component and then asks for them.
     public func info(_ path: FilePath, followSymlinks: Bool) async throws -> FileInfo? {
-        // What planning looks up, a copy soon reads or writes beside: the directory's handle is
-        // found meanwhile (its first lookup goes out with this one instead of after it).
-        handles?.warm(path.removingLastComponent())
+        if let handles, let parent = await handles.parent(of: path) {
+            switch try await lookup(parent, path) {
+            case .missing: return nil
+            case .found(let handle, let stat) where !(followSymlinks && stat.type == .symbolicLink):
+                var info = FileInfo(stat)
+                info.handle = handle
+                return info
+            case .found, .unknown: break   // a link to follow, or no attributes: the path call
+            }
+        }
         let found = try await translate(path) {
             followSymlinks ? try await context.statIfPresent(path) : try await lstatIfPresent(path)
         }
         return found.map(FileInfo.init)
+    }
+
+    private enum Lookup {
+        case found(NFSObjectHandle, NFSStat)
+        case missing
+        /// Found without attributes, which the server may leave out.
+        case unknown
+    }
+
+    private func lookup(_ parent: (directory: NFSObjectHandle, name: FilePath.Component), _ path: FilePath) async throws -> Lookup {
+        do {
+            let found = try await context.lookup(parent.name, in: parent.directory, path: path)
+            return found.stat.map { .found(found.handle, $0) } ?? .unknown
+        } catch let error as NFSError where error.code == .noSuchFileOrDirectory {
+            return .missing
+        } catch let error as NFSError {
+            throw FileOperationError(error, displayPath: error.url ?? display(error.path ?? path))
+        }
     }
 
     public func entries(_ path: FilePath) async throws -> [(name: FilePath.Component, info: FileInfo?)] {
@@ -101,18 +128,20 @@ public struct NFSFileSystem: CopyFileSystem {
     public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws {
         try await translate(path) { try await context.utimes(path, accessTime: access, modificationTime: modification) }
     }
+    /// By handle where the directory's is known: one LOOKUP, where a path open looks up
+    /// every component and then checks access (an ACCESS round trip before the first READ).
     public func openRead(_ path: FilePath) async throws -> any FileReader {
-        NFSReader(file: try await translate(path) { try await context.open(path) }, fileSystem: self)
-    }
-    public func openRead(_ path: FilePath, as found: FileInfo) async throws -> any FileReader {
-        guard let handles = byHandle(found.size) else { return try await openRead(path) }
-        if found.kind == .file, let file = found.handle { return HandleReader(file: file, path: path, fileSystem: self) }
-        if let parent = await handles.parent(of: path) {
-            let found = try await translate(path) { try await context.lookup(parent.name, in: parent.directory, path: path) }
-            // A link is followed by the path call.
-            if found.stat?.type == .regular { return HandleReader(file: found.handle, path: path, fileSystem: self) }
+        if let handles, let parent = await handles.parent(of: path),
+           case .found(let handle, let stat) = try await lookup(parent, path), stat.type == .regular {
+            return NFSReader(file: try await translate(path) { try await context.open(handle, path: path) }, fileSystem: self)
         }
-        return try await openRead(path)
+        return NFSReader(file: try await translate(path) { try await context.open(path) }, fileSystem: self)
+    }
+    /// A file planning found by handle is read by it: a small one with single READs, a large one streamed.
+    public func openRead(_ path: FilePath, as found: FileInfo) async throws -> any FileReader {
+        guard handles != nil, found.kind == .file, let file = found.handle else { return try await openRead(path) }
+        if byHandle(found.size) != nil { return HandleReader(file: file, path: path, fileSystem: self) }
+        return NFSReader(file: try await translate(path) { try await context.open(file, path: path) }, fileSystem: self)
     }
     /// By handle: a CREATE in the directory's handle, where a path call also looks the
     /// directory up before and the new file after (two round trips).
@@ -121,9 +150,10 @@ public struct NFSFileSystem: CopyFileSystem {
             let file = try await translate(path) {
                 try await context.create(parent.name, in: parent.directory, path: path, permissions: permissions, exclusive: true)
             }
-            let small = byHandle(expectedSize) != nil
-            return HandleWriter(file: file, path: path, fileSystem: self,
-                                writeBehind: small ? 0 : max(context.options.writeBehind, context.writeSize))
+            if byHandle(expectedSize) != nil { return HandleWriter(file: file, path: path, fileSystem: self) }
+            // A large one as an open file by handle: write-behind, and a COMMIT at close.
+            return NFSWriter(file: try await translate(path) { try await context.open(file, path: path, flags: .write) },
+                             fileSystem: self)
         }
         return try await createExclusive(path, permissions: permissions)
     }

@@ -150,33 +150,53 @@ struct ObjectHandleTests {
         #expect(names.contains(try #require(FilePath(scratch.path).components.first?.string)))
     }
 
-    @Test("WRITEs begun by handle without waiting, from one buffer reused at once, land byte for byte once awaited and committed")
-    func begunWrites() async throws {
+    @Test("a file opened by its handle streams, writes behind, appends, truncates and changes mode, all on disk byte for byte")
+    func openedByHandle() async throws {
         let server = try TestServer.require()
-        let scratch = try server.scratch("handles-begin")
+        let scratch = try server.scratch("handles-open")
         defer { scratch.cleanUp() }
         guard let nfs = try await Self.v3Context(server) else { return }
         defer { try? nfs.close() }
         let directory = try await nfs.handle(of: FilePath(scratch.path))
         let path = FilePath(scratch.path("f"))
-        let file = try await nfs.create("f", in: directory, path: path, permissions: 0o644, exclusive: true)
-        let piece = nfs.writeSize + 4321   // two WRITEs each
-        let pieces = (0..<5).map { _ in randomBytes(piece) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 1)
-        defer { buffer.deallocate() }
-        var begun: [Task<Bool, any Error>] = []
-        for (i, bytes) in pieces.enumerated() {
-            buffer.copyBytes(from: bytes)
-            begun.append(try nfs.beginWrite(file, path: path, offset: UInt64(i * piece), bytes: UnsafeRawBufferPointer(buffer),
-                                            stable: false))
+        let bytes = randomBytes(3 * nfs.readSize + 777)
+        try scratch.writeLocal("f", bytes)
+        let handle = try await nfs.lookup("f", in: directory, path: path).handle
+
+        let reader = try await nfs.open(handle, path: path)
+        try reader.adviseSequentialRead(upTo: UInt64(bytes.count))
+        #expect(try await reader.readAll() == bytes)
+        #expect(try await reader.stat().size == UInt64(bytes.count))
+        try await reader.close()
+
+        // Written behind in pieces that straddle WRITEs, then read back from the disk after the close's COMMIT.
+        let writer = try await nfs.open(handle, path: path, flags: [.read, .write])
+        let replacement = randomBytes(2 * nfs.writeSize + 4321)
+        for piece in stride(from: 0, to: replacement.count, by: 100_000) {
+            try await writer.write(replacement[piece..<min(piece + 100_000, replacement.count)])
         }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0xEE)   // the WRITEs sent copies
-        for task in begun { _ = try await task.value }
-        try await nfs.commit(file, path: path)
-        #expect(try scratch.readLocal("f") == pieces.flatMap { $0 })
+        try await writer.close()
+        #expect(try scratch.readLocal("f") == replacement + bytes.dropFirst(replacement.count))
+
+        let appender = try await nfs.open(handle, path: path, flags: [.write, .append])
+        try await appender.write([1, 2, 3])
+        try await appender.fsync()
+        #expect(try scratch.readLocal("f").suffix(3) == [1, 2, 3])
+        try await appender.truncate(1000)
+        try await appender.chmod(mode: 0o600)
+        try await appender.close()
+        #expect(try scratch.readLocal("f") == Array(replacement.prefix(1000)))
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("f"))[.posixPermissions] as? Int == 0o600)
+
+        await #expect { _ = try await nfs.open(handle, path: path, flags: [.write, .create]) } throws: { error in
+            (error as? NFSError).map { $0.code == .invalidArgument && $0.description.contains(scratch.path("f")) } == true
+        }
+        await #expect { _ = try await appender.write([4]) } throws: { error in
+            (error as? NFSError)?.code == .badFileDescriptor
+        }
     }
 
-    @Test("a WRITE by handle that the server answers with 0 bytes throws EIO naming the file, awaited or begun, without a loop")
+    @Test("a WRITE by handle that the server answers with 0 bytes throws EIO naming the file, direct or from a file opened by handle, without a loop")
     func zeroByteWrite() async throws {
         let server = try TestServer.require()
         let scratch = try server.scratch("handles-zero")
@@ -200,8 +220,10 @@ struct ObjectHandleTests {
         defer { raw.deallocate() }
         raw.copyBytes(from: bytes)
         await #expect { try await nfs.write(file, path: path, offset: 0, bytes: UnsafeRawBufferPointer(raw), stable: true) } throws: { refused($0) }
-        let begun = try nfs.beginWrite(file, path: path, offset: 0, bytes: UnsafeRawBufferPointer(raw), stable: false)
-        await #expect { _ = try await begun.value } throws: { refused($0) }
+        // Opened by handle: the failure shows at close, which sends the buffered bytes.
+        let opened = try await nfs.open(file, path: path, flags: .write)
+        try await opened.write(bytes)
+        await #expect { try await opened.close() } throws: { refused($0) }
         #expect(proxy.rewritten >= 2, "\(proxy.rewritten) WRITE replies went through the proxy")
     }
 

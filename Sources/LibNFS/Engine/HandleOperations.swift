@@ -30,6 +30,18 @@ extension Operations {
     /// under the request's lock while the caller still waits (as ``pread(_:_:offset:into:)``).
     static func read(_ file: NFSObjectHandle, path: FilePath, offset: UInt64,
                      into destination: UnsafeMutableRawBufferPointer) -> Request<(count: Int, end: Bool)> {
+        read(file, path: path, offset: offset, into: destination) { $0 }
+    }
+
+    /// ``read(_:path:offset:into:)`` answering with the count alone, as ``pread(_:_:offset:into:)`` does for a libnfs file.
+    static func pread(_ file: NFSObjectHandle, path: FilePath, offset: UInt64,
+                      into destination: UnsafeMutableRawBufferPointer) -> Request<Int> {
+        read(file, path: path, offset: offset, into: destination) { $0.count }
+    }
+
+    private static func read<T>(_ file: NFSObjectHandle, path: FilePath, offset: UInt64,
+                                into destination: UnsafeMutableRawBufferPointer,
+                                _ value: @escaping @Sendable ((count: Int, end: Bool)) -> T) -> Request<T> {
         let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: destination.count) : nil
         return Request("read", path: path, issue: { nfs, pd in
             Syscalls.read3Async(nfs, file.bytes, offset: offset, count: destination.count,
@@ -40,7 +52,7 @@ extension Operations {
             if count > 0, let source = reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) {
                 destination.baseAddress!.copyMemory(from: source, byteCount: count)
             }
-            return (count, reply.end)
+            return value((count, reply.end))
         })
     }
 
@@ -51,6 +63,25 @@ extension Operations {
             Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
                                  stable: stable, pd)
         }, success: { _, data in Syscalls.write3Result(data!) })
+    }
+
+    /// An unstable WRITE answering with the count alone, as ``pwrite(_:_:offset:bytes:)`` does for a libnfs file.
+    static func pwrite(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes) -> Request<Int> {
+        Request("write", path: path, issue: { nfs, pd in
+            Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
+                                 stable: false, pd)
+        }, success: { _, data in Syscalls.write3Result(data!).count })
+    }
+
+    static func getattr(_ file: NFSObjectHandle, path: FilePath) -> Request<NFSStat> {
+        Request("fstat", path: path, issue: { nfs, pd in Syscalls.getattr3Async(nfs, file.bytes, pd) },
+                success: { _, data in Syscalls.getattr3Result(data!) })
+    }
+
+    static func setOwner(_ file: NFSObjectHandle, path: FilePath, uid: Int32, gid: Int32, operation: String) -> Request<Void> {
+        Request(operation, path: path, issue: { nfs, pd in
+            Syscalls.setattr3Async(nfs, file.bytes, mode: nil, size: nil, owner: (uid, gid), pd)
+        }, success: { _, _ in })
     }
 
     static func commit(_ file: NFSObjectHandle, path: FilePath) -> Request<Void> {

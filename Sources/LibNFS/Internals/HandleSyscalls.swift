@@ -107,11 +107,21 @@ extension Syscalls {
         return Array(UnsafeRawBufferPointer(start: bytes, count: length))
     }
 
-    static func setattr3Async(_ nfs: Context, _ file: [UInt8], mode: Int?, size: UInt64?, _ pd: PrivateData) -> Int32 {
+    static func setattr3Async(_ nfs: Context, _ file: [UInt8], mode: Int?, size: UInt64?,
+                              owner: (uid: Int32, gid: Int32)? = nil, _ pd: PrivateData) -> Int32 {
         file.withUnsafeBytes {
             swiftnfs3_setattr_async(nfs, $0.baseAddress, $0.count, Int64(mode ?? -1), size.map { Int64($0) } ?? -1,
+                                    owner.map { Int64($0.uid) } ?? -1, owner.map { Int64($0.gid) } ?? -1,
                                     HandleCallback.function, pd)
         }
+    }
+
+    static func getattr3Async(_ nfs: Context, _ file: [UInt8], _ pd: PrivateData) -> Int32 {
+        file.withUnsafeBytes { swiftnfs3_getattr_async(nfs, $0.baseAddress, $0.count, HandleCallback.function, pd) }
+    }
+
+    static func getattr3Result(_ reply: UnsafeMutableRawPointer) -> NFSStat {
+        NFSStat(swiftnfs3_getattr_result(reply)!.pointee)
     }
 
     static func rename3Async(_ nfs: Context, from: ([UInt8], FilePath.Component), to: ([UInt8], FilePath.Component),
