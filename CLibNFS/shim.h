@@ -266,15 +266,19 @@ static inline int swiftnfs3_create_async(struct nfs_context *nfs, const void *di
     return SWIFTNFS_RPC3(create, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }
 
-// The new file's handle (valid during the callback), NULL when the server sent none.
-static inline const void *swiftnfs3_create_result(const void *res, size_t *length) {
-    const post_op_fh3 *fh = &((const CREATE3res *)res)->CREATE3res_u.resok.obj;
+// A reply's optional handle (valid during the callback), NULL when the server sent none.
+static inline const void *swiftnfs3_post_op_fh(const post_op_fh3 *fh, size_t *length) {
     if (!fh->handle_follows) {
         *length = 0;
         return NULL;
     }
     *length = fh->post_op_fh3_u.handle.data.data_len;
     return fh->post_op_fh3_u.handle.data.data_val;
+}
+
+// The new file's handle, or NULL.
+static inline const void *swiftnfs3_create_result(const void *res, size_t *length) {
+    return swiftnfs3_post_op_fh(&((const CREATE3res *)res)->CREATE3res_u.resok.obj, length);
 }
 
 static inline int swiftnfs3_mkdir_async(struct nfs_context *nfs, const void *dir, size_t dir_length,
@@ -288,15 +292,9 @@ static inline int swiftnfs3_mkdir_async(struct nfs_context *nfs, const void *dir
     return SWIFTNFS_RPC3(mkdir, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }
 
-// The new directory's handle, or NULL when the reply has none.
+// The new directory's handle, or NULL.
 static inline const void *swiftnfs3_mkdir_result(const void *res, size_t *length) {
-    const post_op_fh3 *fh = &((const MKDIR3res *)res)->MKDIR3res_u.resok.obj;
-    if (!fh->handle_follows) {
-        *length = 0;
-        return NULL;
-    }
-    *length = fh->post_op_fh3_u.handle.data.data_len;
-    return fh->post_op_fh3_u.handle.data.data_val;
+    return swiftnfs3_post_op_fh(&((const MKDIR3res *)res)->MKDIR3res_u.resok.obj, length);
 }
 
 static inline int swiftnfs3_getattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,

@@ -202,11 +202,8 @@ struct ObjectHandleTests {
         let scratch = try server.scratch("handles-zero")
         defer { scratch.cleanUp() }
         guard server.protocolVersion == 3 else { return }   // the proxy speaks NFSv3 WRITE
-        let nfsPort = try #require(server.url.argument("nfsport").flatMap(UInt16.init))
-        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort)
+        let (proxy, url) = try ZeroWriteProxy.inFront(of: server)
         defer { proxy.shutdown() }
-        var url = server.url
-        url.query = url.query.replacingOccurrences(of: "nfsport=\(nfsPort)", with: "nfsport=\(proxy.port)")
         let nfs = try await NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(5)))
         defer { try? nfs.close() }
         let path = FilePath(scratch.path("f"))

@@ -119,11 +119,8 @@ struct RobustnessTests {
         let scratch = try server.scratch("zero-write")
         defer { scratch.cleanUp() }
         guard server.protocolVersion == 3 else { return }   // the proxy speaks NFSv3 WRITE
-        let nfsPort = try #require(server.url.argument("nfsport").flatMap(UInt16.init))
-        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort)
+        let (proxy, url) = try ZeroWriteProxy.inFront(of: server)
         defer { proxy.shutdown() }
-        var url = server.url
-        url.query = url.query.replacingOccurrences(of: "nfsport=\(nfsPort)", with: "nfsport=\(proxy.port)")
         let nfs = try NFSContext(url: url.description, options: NFSOptions(timeout: .seconds(5)))
         defer { try? nfs.close() }
         let file = try nfs.open(scratch.path("f"), mode: "w")

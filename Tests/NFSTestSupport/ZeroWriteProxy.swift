@@ -1,4 +1,5 @@
 import Foundation
+import LibNFS
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -45,6 +46,17 @@ public final class ZeroWriteProxy: Sendable {
     /// The xids of one connection's WRITE calls whose replies are still to come.
     private final class WriteCalls: Sendable {
         let xids = Mutex<Set<UInt32>>([])
+    }
+
+    /// A proxy in front of `server`'s NFS port, and the server's URL with that port.
+    public static func inFront(of server: TestServer) throws -> (proxy: ZeroWriteProxy, url: NFSURL) {
+        guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init) else {
+            throw SocketError(what: "the server URL names no NFS port: \(server.url)", code: 0)
+        }
+        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort)
+        var url = server.url
+        url.query = url.query.replacingOccurrences(of: "nfsport=\(nfsPort)", with: "nfsport=\(proxy.port)")
+        return (proxy, url)
     }
 
     public func shutdown() {

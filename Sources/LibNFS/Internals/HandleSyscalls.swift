@@ -86,8 +86,13 @@ extension Syscalls {
 
     /// The new file's handle, nil when the server sent none.
     static func create3Result(_ reply: UnsafeMutableRawPointer) -> [UInt8]? {
+        optionalHandle { swiftnfs3_create_result(reply, $0) }
+    }
+
+    /// The handle `body` finds in a reply (its bytes and their count), copied; nil for none.
+    private static func optionalHandle(_ body: (UnsafeMutablePointer<Int>) -> UnsafeRawPointer?) -> [UInt8]? {
         var length = 0
-        guard let bytes = swiftnfs3_create_result(reply, &length) else { return nil }
+        guard let bytes = body(&length) else { return nil }
         return Array(UnsafeRawBufferPointer(start: bytes, count: length))
     }
 
@@ -102,9 +107,7 @@ extension Syscalls {
 
     /// The new directory's handle, nil when the server sent none.
     static func mkdir3Result(_ reply: UnsafeMutableRawPointer) -> [UInt8]? {
-        var length = 0
-        guard let bytes = swiftnfs3_mkdir_result(reply, &length) else { return nil }
-        return Array(UnsafeRawBufferPointer(start: bytes, count: length))
+        optionalHandle { swiftnfs3_mkdir_result(reply, $0) }
     }
 
     static func setattr3Async(_ nfs: Context, _ file: [UInt8], mode: Int?, size: UInt64?,
