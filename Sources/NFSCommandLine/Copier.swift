@@ -44,7 +44,7 @@ public struct CopyOptions: Sendable {
     ///   nothing for but `showmount`'s list.
     /// - Exports nested below the one named are not crossed unless the URL says
     ///   `auto-traverse-mounts=1`, as a Linux kernel's NFSv3 mount: finding them costs every
-    ///   mount a round trip (MOUNT's EXPORT), and with them crossed small files go by path.
+    ///   mount a round trip (MOUNT's EXPORT), and with them crossed the copy keeps to path calls.
     public var nfs = NFSOptions(readahead: 32 << 20, writeBehind: 8 << 20, unmountsOnClose: false,
                                 traversesNestedExports: false)
     public init() {}

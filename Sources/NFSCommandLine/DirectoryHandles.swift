@@ -48,13 +48,6 @@ final class DirectoryHandles: Sendable {
         return try? await context.handle(of: directory)
     }
 
-    /// Starts finding `directory`'s handle without waiting for it, so that it is
-    /// at hand when a file there is created, read or renamed.
-    func warm(_ directory: FilePath) {
-        guard known.withLock({ $0[directory] == nil }) else { return }
-        Task { _ = await handle(of: directory) }
-    }
-
     /// Keeps the handle of a directory just made, which its MKDIR answered with.
     func remember(_ directory: FilePath, _ handle: NFSObjectHandle) {
         known.withLock { $0[directory] = Task { handle } }

@@ -130,10 +130,16 @@ public struct NFSFileSystem: CopyFileSystem {
     }
     /// By handle where the directory's is known: one LOOKUP, where a path open looks up
     /// every component and then checks access (an ACCESS round trip before the first READ).
+    /// A link is opened by the path call, which follows it.
     public func openRead(_ path: FilePath) async throws -> any FileReader {
-        if let handles, let parent = await handles.parent(of: path),
-           case .found(let handle, let stat) = try await lookup(parent, path), stat.type == .regular {
-            return NFSReader(file: try await translate(path) { try await context.open(handle, path: path) }, fileSystem: self)
+        if let handles, let parent = await handles.parent(of: path) {
+            switch try await lookup(parent, path) {
+            case .found(let handle, let stat) where stat.type != .symbolicLink:
+                return NFSReader(file: try await translate(path) { try await context.open(handle, path: path) }, fileSystem: self)
+            case .missing:
+                throw FileOperationError(operation: "open", path: display(path), reason: Errno.noSuchFileOrDirectory.description)
+            case .found, .unknown: break
+            }
         }
         return NFSReader(file: try await translate(path) { try await context.open(path) }, fileSystem: self)
     }
