@@ -379,12 +379,7 @@ static inline const fattr3 *swiftnfs3_entry_attributes(const entryplus3 *entry) 
 }
 
 static inline const void *swiftnfs3_entry_handle(const entryplus3 *entry, size_t *length) {
-    if (!entry->name_handle.handle_follows) {
-        *length = 0;
-        return NULL;
-    }
-    *length = entry->name_handle.post_op_fh3_u.handle.data.data_len;
-    return entry->name_handle.post_op_fh3_u.handle.data.data_val;
+    return swiftnfs3_post_op_fh(&entry->name_handle, length);
 }
 
 #endif

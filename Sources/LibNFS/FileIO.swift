@@ -81,7 +81,8 @@ struct FileIO: Sendable {
     func chownRequest(uid: Int32, gid: Int32, operation: String) -> Request<Void> {
         switch target {
         case .file(let fh): Operations.status(operation, path) { Syscalls.fchownAsync($0, fh.raw, uid, gid, $1) }
-        case .handle(let handle): Operations.setOwner(handle, path: path, uid: uid, gid: gid, operation: operation)
+        case .handle(let handle):
+            Operations.setAttributes(handle, path: path, permissions: nil, size: nil, owner: (uid, gid), operation: operation)
         }
     }
 

@@ -150,11 +150,15 @@ extension NFSContext {
     public func create(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
                        permissions: Int, exclusive: Bool) async throws -> NFSObjectHandle {
         try requireObjectHandles("create", path)
-        if let made = try await run(Operations.create(name, in: directory, path: path, exclusive: exclusive,
-                                                      permissions: permissions)) {
-            return NFSObjectHandle(bytes: made)
-        }
-        // The server may leave the handle out of its reply.
+        let made = try await run(Operations.create(name, in: directory, path: path, exclusive: exclusive,
+                                                   permissions: permissions))
+        return try await handle(made, else: name, in: directory, path: path)
+    }
+
+    /// The handle a CREATE or MKDIR answered with, or else (the server may leave it out) `name`'s, looked up.
+    private func handle(_ made: [UInt8]?, else name: FilePath.Component, in directory: NFSObjectHandle,
+                        path: FilePath) async throws -> NFSObjectHandle {
+        if let made { return NFSObjectHandle(bytes: made) }
         return try await lookup(name, in: directory, path: path).handle
     }
 
@@ -164,11 +168,8 @@ extension NFSContext {
     public func makeDirectory(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
                               permissions: Int) async throws -> NFSObjectHandle {
         try requireObjectHandles("mkdir", path)
-        if let made = try await run(Operations.makeDirectory(name, in: directory, path: path, permissions: permissions)) {
-            return NFSObjectHandle(bytes: made)
-        }
-        // The server may leave the handle out of its reply.
-        return try await lookup(name, in: directory, path: path).handle
+        let made = try await run(Operations.makeDirectory(name, in: directory, path: path, permissions: permissions))
+        return try await handle(made, else: name, in: directory, path: path)
     }
 
     /// Sets `file`'s permission bits and/or its size (one SETATTR).

@@ -59,29 +59,25 @@ extension Operations {
     /// One WRITE of `bytes`, which the request owns until the reply.
     static func write(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes,
                       stable: Bool) -> Request<(count: Int, stable: Bool)> {
-        Request("write", path: path, issue: { nfs, pd in
-            Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
-                                 stable: stable, pd)
-        }, success: { _, data in Syscalls.write3Result(data!) })
+        write(file, path: path, offset: offset, bytes: bytes, stable: stable) { $0 }
     }
 
     /// An unstable WRITE answering with the count alone, as ``pwrite(_:_:offset:bytes:)`` does for a libnfs file.
     static func pwrite(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes) -> Request<Int> {
+        write(file, path: path, offset: offset, bytes: bytes, stable: false) { $0.count }
+    }
+
+    private static func write<T>(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes, stable: Bool,
+                                 _ value: @escaping @Sendable ((count: Int, stable: Bool)) -> T) -> Request<T> {
         Request("write", path: path, issue: { nfs, pd in
             Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
-                                 stable: false, pd)
-        }, success: { _, data in Syscalls.write3Result(data!).count })
+                                 stable: stable, pd)
+        }, success: { _, data in value(Syscalls.write3Result(data!)) })
     }
 
     static func getattr(_ file: NFSObjectHandle, path: FilePath) -> Request<NFSStat> {
         Request("fstat", path: path, issue: { nfs, pd in Syscalls.getattr3Async(nfs, file.bytes, pd) },
                 success: { _, data in Syscalls.getattr3Result(data!) })
-    }
-
-    static func setOwner(_ file: NFSObjectHandle, path: FilePath, uid: Int32, gid: Int32, operation: String) -> Request<Void> {
-        Request(operation, path: path, issue: { nfs, pd in
-            Syscalls.setattr3Async(nfs, file.bytes, mode: nil, size: nil, owner: (uid, gid), pd)
-        }, success: { _, _ in })
     }
 
     static func commit(_ file: NFSObjectHandle, path: FilePath) -> Request<Void> {
@@ -103,9 +99,11 @@ extension Operations {
         }, success: { _, data in Syscalls.mkdir3Result(data!) })
     }
 
-    static func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int?, size: UInt64?) -> Request<Void> {
-        Request(size != nil ? "truncate" : "chmod", path: path, issue: { nfs, pd in
-            Syscalls.setattr3Async(nfs, file.bytes, mode: permissions, size: size, pd)
+    /// One SETATTR of what is given; `operation` names it in errors (by default `truncate` or `chmod`).
+    static func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int?, size: UInt64?,
+                              owner: (uid: Int32, gid: Int32)? = nil, operation: String? = nil) -> Request<Void> {
+        Request(operation ?? (size != nil ? "truncate" : "chmod"), path: path, issue: { nfs, pd in
+            Syscalls.setattr3Async(nfs, file.bytes, mode: permissions, size: size, owner: owner, pd)
         }, success: { _, _ in })
     }
 

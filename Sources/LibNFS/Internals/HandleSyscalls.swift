@@ -159,12 +159,10 @@ extension Syscalls {
         var part = ListingPart(entries: [], cookie: nil, verifier: verifier, end: eof != 0)
         while let current = entry {
             part.cookie = swiftnfs3_entry_cookie(current)
-            var length = 0
-            let handle = swiftnfs3_entry_handle(current, &length)
             if let name = FilePath.Component(platformString: swiftnfs3_entry_name(current)), name.kind == .regular {
                 part.entries.append(NFSHandleEntry(
                     name: name, stat: swiftnfs3_entry_attributes(current).map { NFSStat($0.pointee) },
-                    handle: handle.map { NFSObjectHandle(bytes: Array(UnsafeRawBufferPointer(start: $0, count: length))) }))
+                    handle: optionalHandle { swiftnfs3_entry_handle(current, $0) }.map(NFSObjectHandle.init(bytes:))))
             }
             entry = swiftnfs3_entry_next(current)
         }
