@@ -310,8 +310,12 @@ static inline const fattr3 *swiftnfs3_getattr_result(const void *res) {
 }
 
 // Sets the mode, the size, the owner and/or the group (a negative value leaves it).
+// Sets what is given: a mode, size, uid or gid below 0, or `set_times` 0, leaves that attribute as it is.
+// Times are the client's (SET_TO_CLIENT_TIME), to the nanosecond.
 static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
                                           int64_t mode, int64_t size, int64_t uid, int64_t gid,
+                                          int set_times, uint32_t atime_seconds, uint32_t atime_nanoseconds,
+                                          uint32_t mtime_seconds, uint32_t mtime_nanoseconds,
                                           rpc_cb cb, void *private_data) {
     SETATTR3args args;
     memset(&args, 0, sizeof(args));
@@ -331,6 +335,14 @@ static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *f
     if (gid >= 0) {
         args.new_attributes.gid.set_it = 1;
         args.new_attributes.gid.set_gid3_u.gid = (gid3)gid;
+    }
+    if (set_times) {
+        args.new_attributes.atime.set_it = SET_TO_CLIENT_TIME;
+        args.new_attributes.atime.set_atime_u.atime.seconds = atime_seconds;
+        args.new_attributes.atime.set_atime_u.atime.nseconds = atime_nanoseconds;
+        args.new_attributes.mtime.set_it = SET_TO_CLIENT_TIME;
+        args.new_attributes.mtime.set_mtime_u.mtime.seconds = mtime_seconds;
+        args.new_attributes.mtime.set_mtime_u.mtime.nseconds = mtime_nanoseconds;
     }
     return SWIFTNFS_RPC3(setattr, nfs_get_rpc_context(nfs), cb, &args, private_data);
 }

@@ -66,7 +66,7 @@ struct FileIO: Sendable {
     func truncateRequest(_ length: UInt64) -> Request<Void> {
         switch target {
         case .file(let fh): Operations.status("truncate", path) { Syscalls.ftruncateAsync($0, fh.raw, length, $1) }
-        case .handle(let handle): Operations.setAttributes(handle, path: path, permissions: nil, size: length)
+        case .handle(let handle): Operations.setAttributes(handle, path: path, NFSNewAttributes(size: length))
         }
     }
 
@@ -74,7 +74,7 @@ struct FileIO: Sendable {
         switch target {
         case .file(let fh):
             Operations.status("chmod", path) { Syscalls.fchmodAsync($0, fh.raw, Int32(truncatingIfNeeded: mode & 0o7777), $1) }
-        case .handle(let handle): Operations.setAttributes(handle, path: path, permissions: mode & 0o7777, size: nil)
+        case .handle(let handle): Operations.setAttributes(handle, path: path, NFSNewAttributes(permissions: mode & 0o7777))
         }
     }
 
@@ -82,7 +82,7 @@ struct FileIO: Sendable {
         switch target {
         case .file(let fh): Operations.status(operation, path) { Syscalls.fchownAsync($0, fh.raw, uid, gid, $1) }
         case .handle(let handle):
-            Operations.setAttributes(handle, path: path, permissions: nil, size: nil, owner: (uid, gid), operation: operation)
+            Operations.setAttributes(handle, path: path, NFSNewAttributes(owner: (Int(uid), Int(gid))), operation: operation)
         }
     }
 

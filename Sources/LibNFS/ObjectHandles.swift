@@ -175,8 +175,14 @@ extension NFSContext {
     /// Sets `file`'s permission bits and/or its size (one SETATTR).
     public func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int? = nil,
                               size: UInt64? = nil) async throws {
-        try requireObjectHandles(size != nil ? "truncate" : "chmod", path)
-        try await run(Operations.setAttributes(file, path: path, permissions: permissions, size: size))
+        try await setAttributes(file, path: path, NFSNewAttributes(permissions: permissions, size: size))
+    }
+
+    /// Sets every attribute `attributes` gives, at once (one SETATTR): what
+    /// `chmod`, `chown` and `utimes` by path do in a walk and a call each.
+    public func setAttributes(_ file: NFSObjectHandle, path: FilePath, _ attributes: NFSNewAttributes) async throws {
+        try requireObjectHandles(attributes.operation, path)
+        try await run(Operations.setAttributes(file, path: path, attributes))
     }
 
     /// Renames `name` in `directory` to `newName` in `newDirectory` (one RENAME),
@@ -192,5 +198,30 @@ extension NFSContext {
             throw NFSError(code: .notSupported, operation: operation, path: path,
                            detail: "calls on file handles need an NFSv3 mount")
         }
+    }
+}
+
+/// What one SETATTR changes (NFSv3's `sattr3`); what is nil stays as it is.
+@_spi(Handles) public struct NFSNewAttributes: Sendable {
+    /// Permission bits (`0o7777` at most).
+    public var permissions: Int?
+    public var size: UInt64?
+    public var owner: (uid: Int, gid: Int)?
+    /// Set as the client gives them, to the nanosecond (the seconds cut to NFSv3's 32 bits).
+    public var times: (access: NFSTimestamp, modification: NFSTimestamp)?
+
+    public init(permissions: Int? = nil, size: UInt64? = nil, owner: (uid: Int, gid: Int)? = nil,
+                times: (access: NFSTimestamp, modification: NFSTimestamp)? = nil) {
+        self.permissions = permissions
+        self.size = size
+        self.owner = owner
+        self.times = times
+    }
+
+    /// The call errors name: the one that sets what is given, or `setattr` for several.
+    var operation: String {
+        let given = [(permissions != nil, "chmod"), (size != nil, "truncate"), (owner != nil, "chown"), (times != nil, "utimes")]
+            .filter(\.0)
+        return given.count == 1 ? given[0].1 : "setattr"
     }
 }

@@ -639,15 +639,17 @@ public final class Copier: Sendable {
             let permissions = intendedPermissions(item.info)
             let unchanged = changedDirectories.withLock { $0.contains(item.destinationPath) } ? nil
                 : existingDirectories.withLock { $0[item.destinationPath] }
-            if unchanged?.permissions != permissions { try await fs.setPermissions(item.destinationPath, permissions) }
+            var attributes = FileAttributes()
+            if unchanged?.permissions != permissions { attributes.permissions = permissions }
             if options.preserve {
                 if geteuid() == 0, unchanged.map({ $0.uid != item.info.uid || $0.gid != item.info.gid }) ?? true {
-                    try await fs.setOwner(item.destinationPath, uid: item.info.uid, gid: item.info.gid)
+                    attributes.owner = (item.info.uid, item.info.gid)
                 }
                 if !(unchanged.map { Self.sameMicrosecond($0.modificationTime, item.info.modificationTime) } ?? false) {
-                    try await fs.setTimes(item.destinationPath, access: item.info.accessTime, modification: item.info.modificationTime)
+                    attributes.times = (item.info.accessTime, item.info.modificationTime)
                 }
             }
+            if !attributes.isEmpty { try await fs.setAttributes(item.destinationPath, attributes, writtenBy: nil) }
         } catch {
             fail(shown, error)
         }
@@ -865,7 +867,7 @@ public final class Copier: Sendable {
         // The close sends what is buffered and COMMITs it: one COMMIT per file.
         try await writer.close()
         guard writer.connectionIdentity == connection else { throw Reconnected() }
-        try await finishFile(item, at: writePath, in: targetFS, permissions: setEarly ? nil : permissions,
+        try await finishFile(item, at: writePath, in: targetFS, writtenBy: writer, permissions: setEarly ? nil : permissions,
                              digest: digest, chunk: chunk)
     }
 
@@ -900,14 +902,18 @@ public final class Copier: Sendable {
         name.string.hasPrefix(temporaryPrefix) && name.string.hasSuffix(temporarySuffix)
     }
 
-    /// `permissions` is nil when they were set through the open file.
-    private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, permissions: Int?,
-                            digest: [UInt8]?, chunk: Int) async throws {
-        if let permissions, !options.inplace || options.preserve { try await fs.setPermissions(path, permissions) }
+    /// `permissions` is nil when they were set through the open file. What is left to set
+    /// goes at once, on the handle `writer` wrote through where it has one (on NFSv3 one
+    /// SETATTR, where by path each attribute was a walk and a call: 6 RPCs for `-p` as root).
+    private func finishFile(_ item: Item, at path: FilePath, in fs: any CopyFileSystem, writtenBy writer: any FileWriter,
+                            permissions: Int?, digest: [UInt8]?, chunk: Int) async throws {
+        var attributes = FileAttributes()
+        if let permissions, !options.inplace || options.preserve { attributes.permissions = permissions }
         if options.preserve {
-            if geteuid() == 0 { try await fs.setOwner(path, uid: item.info.uid, gid: item.info.gid) }
-            try await fs.setTimes(path, access: item.info.accessTime, modification: item.info.modificationTime)
+            if geteuid() == 0 { attributes.owner = (item.info.uid, item.info.gid) }
+            attributes.times = (item.info.accessTime, item.info.modificationTime)
         }
+        if !attributes.isEmpty { try await fs.setAttributes(path, attributes, writtenBy: writer) }
         if let digest {
             guard try await Self.digest(path, in: fs, chunk: chunk) == digest else {
                 throw FileOperationError(operation: "verify", path: fs.display(item.destinationPath),

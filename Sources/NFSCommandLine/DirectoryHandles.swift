@@ -48,6 +48,12 @@ final class DirectoryHandles: Sendable {
         return try? await context.handle(of: directory)
     }
 
+    /// `directory`'s handle where it was found or made already: no lookup.
+    func handleIfKnown(_ directory: FilePath) async -> NFSObjectHandle? {
+        guard let lookup = known.withLock({ $0[directory] }) else { return nil }
+        return await lookup.value
+    }
+
     /// Keeps the handle of a directory just made, which its MKDIR answered with.
     func remember(_ directory: FilePath, _ handle: NFSObjectHandle) {
         known.withLock { $0[directory] = Task { handle } }

@@ -15,6 +15,20 @@ public struct FileInfo: Sendable {
     var handle: NFSObjectHandle? = nil
 }
 
+/// The attributes a copy sets on what it made: what is nil stays as it is.
+public struct FileAttributes: Sendable {
+    public var permissions: Int?
+    public var owner: (uid: Int, gid: Int)?
+    public var times: (access: NFSTimestamp, modification: NFSTimestamp)?
+    public init(permissions: Int? = nil, owner: (uid: Int, gid: Int)? = nil,
+                times: (access: NFSTimestamp, modification: NFSTimestamp)? = nil) {
+        self.permissions = permissions
+        self.owner = owner
+        self.times = times
+    }
+    public var isEmpty: Bool { permissions == nil && owner == nil && times == nil }
+}
+
 /// A readable open file.
 public protocol FileReader: Sendable {
     /// Fills `buffer` from the current position; returns 0 only at end of file.
@@ -67,9 +81,11 @@ public protocol CopyFileSystem: Sendable {
     func remove(_ path: FilePath) async throws
     /// Removes an empty directory.
     func removeDirectory(_ path: FilePath) async throws
-    func setPermissions(_ path: FilePath, _ permissions: Int) async throws
-    func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws
-    func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws
+    /// Sets what `attributes` gives on `path` (which is not a link), in one go where
+    /// the side can: on NFSv3 one SETATTR, on the handle of the file `writer` wrote
+    /// (it may be closed) or of the directory or file found by handle, where path calls
+    /// walk the path once per attribute; locally one hop to ``LocalThreads``.
+    func setAttributes(_ path: FilePath, _ attributes: FileAttributes, writtenBy writer: (any FileWriter)?) async throws
     func openRead(_ path: FilePath) async throws -> any FileReader
     /// Creates a new file that must not exist yet (`O_EXCL`).
     func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter

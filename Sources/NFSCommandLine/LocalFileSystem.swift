@@ -71,14 +71,13 @@ public struct LocalFileSystem: CopyFileSystem {
     public func rename(_ from: FilePath, to: FilePath) async throws { try await local { try calls.rename(from, to: to) } }
     public func remove(_ path: FilePath) async throws { try await local { try calls.remove(path) } }
     public func removeDirectory(_ path: FilePath) async throws { try await local { try calls.removeDirectory(path) } }
-    public func setPermissions(_ path: FilePath, _ permissions: Int) async throws {
-        try await local { try calls.setPermissions(path, permissions) }
-    }
-    public func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws {
-        try await local { try calls.setOwner(path, uid: uid, gid: gid) }
-    }
-    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws {
-        try await local { try calls.setTimes(path, access: access, modification: modification) }
+    /// Mode, owner, then times (a chown may clear set-id bits; the times come last so nothing moves them).
+    public func setAttributes(_ path: FilePath, _ attributes: FileAttributes, writtenBy writer: (any FileWriter)?) async throws {
+        try await local {
+            if let permissions = attributes.permissions { try calls.setPermissions(path, permissions) }
+            if let owner = attributes.owner { try calls.setOwner(path, uid: owner.uid, gid: owner.gid) }
+            if let times = attributes.times { try calls.setTimes(path, access: times.access, modification: times.modification) }
+        }
     }
     public func openRead(_ path: FilePath) async throws -> any FileReader { try await local { try calls.openRead(path) } }
     public func createExclusive(_ path: FilePath, permissions: Int) async throws -> any FileWriter {

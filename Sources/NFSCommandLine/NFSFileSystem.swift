@@ -123,10 +123,33 @@ public struct NFSFileSystem: CopyFileSystem {
         defer { handles?.forget(path) }
         try await translate(path) { try await context.rmdir(path) }
     }
-    public func setPermissions(_ path: FilePath, _ permissions: Int) async throws { try await translate(path) { try await context.chmod(path, mode: permissions) } }
-    public func setOwner(_ path: FilePath, uid: Int, gid: Int) async throws { try await translate(path) { try await context.chown(path, uid: uid, gid: gid) } }
-    public func setTimes(_ path: FilePath, access: NFSTimestamp, modification: NFSTimestamp) async throws {
-        try await translate(path) { try await context.utimes(path, accessTime: access, modificationTime: modification) }
+    /// One SETATTR by handle where one is known without a walk (see ``objectHandle(of:writtenBy:)``);
+    /// else path calls: mode, owner, then times, a walk each.
+    public func setAttributes(_ path: FilePath, _ attributes: FileAttributes, writtenBy writer: (any FileWriter)?) async throws {
+        if let file = try await objectHandle(of: path, writtenBy: writer) {
+            let change = NFSNewAttributes(permissions: attributes.permissions, owner: attributes.owner, times: attributes.times)
+            return try await translate(path) { try await context.setAttributes(file, path: path, change) }
+        }
+        try await translate(path) {
+            if let permissions = attributes.permissions { try await context.chmod(path, mode: permissions) }
+            if let owner = attributes.owner { try await context.chown(path, uid: owner.uid, gid: owner.gid) }
+            if let times = attributes.times {
+                try await context.utimes(path, accessTime: times.access, modificationTime: times.modification)
+            }
+        }
+    }
+
+    /// The handle of what is at `path`, over NFSv3: the one `writer` wrote to, a
+    /// directory's own, or else one LOOKUP in its directory's handle; nil where only
+    /// a path call serves (no handles, or a link, which path calls follow).
+    private func objectHandle(of path: FilePath, writtenBy writer: (any FileWriter)?) async throws -> NFSObjectHandle? {
+        guard let handles else { return nil }
+        if let writer = writer as? HandleWriter { return writer.file }
+        if let handle = (writer as? NFSWriter)?.handle { return handle }
+        if let directory = await handles.handleIfKnown(path) { return directory }
+        guard let parent = await handles.parent(of: path),
+              case .found(let handle, let stat) = try await lookup(parent, path), stat.type != .symbolicLink else { return nil }
+        return handle
     }
     /// By handle where the directory's is known: one LOOKUP, where a path open looks up
     /// every component and then checks access (an ACCESS round trip before the first READ).
@@ -159,7 +182,7 @@ public struct NFSFileSystem: CopyFileSystem {
             if byHandle(expectedSize) != nil { return HandleWriter(file: file, path: path, fileSystem: self) }
             // A large one as an open file by handle: write-behind, and a COMMIT at close.
             return NFSWriter(file: try await translate(path) { try await context.open(file, path: path, flags: .write) },
-                             fileSystem: self)
+                             fileSystem: self, handle: file)
         }
         return try await createExclusive(path, permissions: permissions)
     }
@@ -202,6 +225,8 @@ struct NFSReader: FileReader {
 struct NFSWriter: FileWriter {
     let file: NFSFileHandle
     let fileSystem: NFSFileSystem
+    /// The file's NFSv3 handle, where it was created by handle: its attributes are set on it after the close.
+    var handle: NFSObjectHandle? = nil
     func write(_ buffer: UnsafeRawBufferPointer) async throws { try await fileSystem.translate(file.name) { try await file.write(raw: buffer) } }
     func skip(_ count: Int) async throws { try await fileSystem.translate(file.name) { _ = try await file.seek(Int64(count), whence: .current) } }
     func setSize(_ size: UInt64) async throws { try await fileSystem.translate(file.name) { try await file.truncate(size) } }

@@ -51,6 +51,37 @@ struct ObjectHandleTests {
         #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("final"))[.posixPermissions] as? Int == 0o600)
     }
 
+    @Test("one SETATTR by handle sets mode, owner and both times to the nanosecond at once, and what it leaves out stays")
+    func setAttributesAtOnce() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-setattr")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        try scratch.writeLocal("f", randomBytes(100))
+        let path = FilePath(scratch.path("f"))
+        let file = try await nfs.lookup("f", in: try await nfs.handle(of: FilePath(scratch.path)), path: path).handle
+        let asRoot = geteuid() == 0
+        let before = try LocalStat(scratch.local("f"))
+        try await nfs.setAttributes(file, path: path, NFSNewAttributes(
+            permissions: 0o604, owner: asRoot ? (1234, 2345) : nil,
+            times: (NFSTimestamp(seconds: 1_100_000_000, nanoseconds: 123_456_789),
+                    NFSTimestamp(seconds: 1_200_000_000, nanoseconds: 987_654_321))))
+        var got = try LocalStat(scratch.local("f"))
+        #expect(got.mode & 0o7777 == 0o604)
+        #expect(got.accessTime == (1_100_000_000, 123_456_789))
+        #expect(got.modificationTime == (1_200_000_000, 987_654_321))
+        #expect((got.uid, got.gid) == (asRoot ? (1234, 2345) : (before.uid, before.gid)))
+        #expect(got.size == 100)
+        // Times alone: the mode and owner just set stay.
+        try await nfs.setAttributes(file, path: path, NFSNewAttributes(
+            times: (NFSTimestamp(seconds: 5, nanoseconds: 6), NFSTimestamp(seconds: 7, nanoseconds: 8))))
+        got = try LocalStat(scratch.local("f"))
+        #expect(got.modificationTime == (7, 8) && got.accessTime == (5, 6))
+        #expect(got.mode & 0o7777 == 0o604)
+        if asRoot { #expect((got.uid, got.gid) == (1234, 2345)) }
+    }
+
     @Test("a file looked up in its directory's handle reads byte for byte, its end reported with the last bytes")
     func lookupRead() async throws {
         let server = try TestServer.require()

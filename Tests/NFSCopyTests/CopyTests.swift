@@ -291,6 +291,52 @@ struct CopyTests {
         #expect((back[.modificationDate] as? Date).map { abs($0.timeIntervalSince(mtime)) < 0.001 } == true)
     }
 
+    @Test("-r -p keeps mode, owner and both times to the nanosecond on small and large files and directories, both ways")
+    func preserveExactly() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cp-p-exact")
+        defer { scratch.cleanUp() }
+        let fm = FileManager.default
+        // One file a single WRITE holds, one written behind (over the server's 1 MiB), one a level down.
+        try fm.createDirectory(atPath: scratch.local("src/sub"), withIntermediateDirectories: true)
+        let files = [("src/small", 1000, 0o640), ("src/large", 3 << 20 | 17, 0o604), ("src/sub/inner", 5, 0o444)]
+        for (name, size, mode) in files {
+            try scratch.writeLocal(name, randomBytes(size))
+            try fm.setAttributes([.posixPermissions: mode], ofItemAtPath: scratch.local(name))
+        }
+        try fm.setAttributes([.posixPermissions: 0o750], ofItemAtPath: scratch.local("src/sub"))
+        // Owners other than the copier's: only root may give them, and nfs-cp keeps them only as root.
+        let asRoot = geteuid() == 0
+        if asRoot { #expect(chown(scratch.local("src/small"), 1234, 2345) == 0) }
+        // Nanoseconds a path call would lose (libnfs's utimes sends microseconds).
+        for (i, name) in ["src/small", "src/large", "src/sub/inner", "src/sub", "src"].enumerated() {
+            try setLocalTimes(scratch.local(name), access: (1_100_000_000 + Int64(i), 123_456_789),
+                              modification: (1_200_000_000 + Int64(i), 987_654_321))
+        }
+        let wanted = try ["small", "large", "sub/inner", "sub", ""].map { try LocalStat(scratch.local("src/" + $0)) }
+        // Over NFSv4 libnfs has no calls on handles: its utimes, to the microsecond, sets them.
+        let unit: Int64 = server.url.argument("version") == "4" ? 1000 : 1
+        func cut(_ time: (seconds: Int64, nanoseconds: Int64)) -> [Int64] { [time.seconds, time.nanoseconds / unit] }
+
+        func check(_ copy: String) throws {
+            for (name, want) in zip(["small", "large", "sub/inner", "sub", ""], wanted) {
+                let got = try LocalStat(scratch.local(copy + "/" + name))
+                #expect(got.mode & 0o7777 == want.mode & 0o7777, "\(copy)/\(name)")
+                #expect(cut(got.modificationTime) == cut(want.modificationTime), "\(copy)/\(name)")
+                #expect(cut(got.accessTime) == cut(want.accessTime), "\(copy)/\(name)")
+                if asRoot { #expect((got.uid, got.gid) == (want.uid, want.gid), "\(copy)/\(name)") }
+            }
+        }
+        var r = try nfsCp("-r", "-p", scratch.local("src"), scratch.url("up").description)
+        #expect(r.status == 0, "\(r.stderr)")
+        // Checked before the copy back, whose reads may move the access times.
+        try check("up")
+        #expect(try LocalStat(scratch.local("up/small")).uid == (asRoot ? 1234 : geteuid()))
+        r = try nfsCp("-r", "-p", scratch.url("up").description, scratch.local("down"))
+        #expect(r.status == 0, "\(r.stderr)")
+        try check("down")
+    }
+
     @Test("names with spaces and unicode copy in both directions")
     func awkwardNames() throws {
         let server = try TestServer.require()

@@ -45,10 +45,14 @@ public struct LocalStat: Sendable {
     public var size: UInt64
     public var accessTime: (seconds: Int64, nanoseconds: Int64)
     public var modificationTime: (seconds: Int64, nanoseconds: Int64)
+    public var uid: UInt32
+    public var gid: UInt32
 
     public init(_ path: String) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { throw SocketError(what: "lstat \(path)", code: errno) }
+        uid = UInt32(st.st_uid)
+        gid = UInt32(st.st_gid)
         nlink = UInt64(st.st_nlink)
         mode = UInt32(st.st_mode)
         size = UInt64(st.st_size)
@@ -60,6 +64,14 @@ public struct LocalStat: Sendable {
         modificationTime = (Int64(st.st_mtimespec.tv_sec), Int64(st.st_mtimespec.tv_nsec))
         #endif
     }
+}
+
+/// Sets `path`'s access and modification times to the nanosecond (`utimensat`), for tests that check they are kept.
+public func setLocalTimes(_ path: String, access: (seconds: Int64, nanoseconds: Int64),
+                          modification: (seconds: Int64, nanoseconds: Int64)) throws {
+    let times = [timespec(tv_sec: Int(access.seconds), tv_nsec: Int(access.nanoseconds)),
+                 timespec(tv_sec: Int(modification.seconds), tv_nsec: Int(modification.nanoseconds))]
+    guard utimensat(AT_FDCWD, path, times, 0) == 0 else { throw SocketError(what: "utimensat \(path)", code: errno) }
 }
 
 /// The local `statvfs` of a path, as the tests' oracle for the server's figures.

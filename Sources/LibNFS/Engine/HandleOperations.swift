@@ -99,11 +99,12 @@ extension Operations {
         }, success: { _, data in Syscalls.mkdir3Result(data!) })
     }
 
-    /// One SETATTR of what is given; `operation` names it in errors (by default `truncate` or `chmod`).
-    static func setAttributes(_ file: NFSObjectHandle, path: FilePath, permissions: Int?, size: UInt64?,
-                              owner: (uid: Int32, gid: Int32)? = nil, operation: String? = nil) -> Request<Void> {
-        Request(operation ?? (size != nil ? "truncate" : "chmod"), path: path, issue: { nfs, pd in
-            Syscalls.setattr3Async(nfs, file.bytes, mode: permissions, size: size, owner: owner, pd)
+    /// One SETATTR of what is given; `operation` names it in errors (by default the call
+    /// that sets the attribute given, as `truncate`, or `setattr` for several).
+    static func setAttributes(_ file: NFSObjectHandle, path: FilePath, _ attributes: NFSNewAttributes,
+                              operation: String? = nil) -> Request<Void> {
+        Request(operation ?? attributes.operation, path: path, issue: { nfs, pd in
+            Syscalls.setattr3Async(nfs, file.bytes, attributes, pd)
         }, success: { _, _ in })
     }
 

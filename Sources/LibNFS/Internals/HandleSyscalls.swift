@@ -110,11 +110,16 @@ extension Syscalls {
         optionalHandle { swiftnfs3_mkdir_result(reply, $0) }
     }
 
-    static func setattr3Async(_ nfs: Context, _ file: [UInt8], mode: Int?, size: UInt64?,
-                              owner: (uid: Int32, gid: Int32)? = nil, _ pd: PrivateData) -> Int32 {
-        file.withUnsafeBytes {
-            swiftnfs3_setattr_async(nfs, $0.baseAddress, $0.count, Int64(mode ?? -1), size.map { Int64($0) } ?? -1,
-                                    owner.map { Int64($0.uid) } ?? -1, owner.map { Int64($0.gid) } ?? -1,
+    /// Times go out as NFSv3's 32-bit seconds, cut as libnfs's `nfs_utimes` cuts them.
+    static func setattr3Async(_ nfs: Context, _ file: [UInt8], _ attributes: NFSNewAttributes, _ pd: PrivateData) -> Int32 {
+        let times = attributes.times
+        return file.withUnsafeBytes {
+            swiftnfs3_setattr_async(nfs, $0.baseAddress, $0.count, Int64(attributes.permissions ?? -1),
+                                    attributes.size.map { Int64($0) } ?? -1,
+                                    attributes.owner.map { Int64($0.uid) } ?? -1, attributes.owner.map { Int64($0.gid) } ?? -1,
+                                    times == nil ? 0 : 1,
+                                    UInt32(truncatingIfNeeded: times?.access.seconds ?? 0), times?.access.nanoseconds ?? 0,
+                                    UInt32(truncatingIfNeeded: times?.modification.seconds ?? 0), times?.modification.nanoseconds ?? 0,
                                     HandleCallback.function, pd)
         }
     }
