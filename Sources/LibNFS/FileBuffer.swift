@@ -14,6 +14,8 @@
 /// bytes in flight (the oldest are waited for beyond that). ``flush(_:)`` waits
 /// for all of them, and every operation that looks at the file flushes first,
 /// so a failed WRITE is thrown by the next write, flush, fsync, stat or close.
+/// Every `commitInterval` bytes answered, a COMMIT goes out that nobody waits
+/// for but the next flush (see ``NFSOptions/commitInterval``).
 ///
 /// Every operation that does I/O has a blocking and an async form; the
 /// decisions are shared, only the waiting differs.
@@ -22,6 +24,7 @@ struct FileBuffer {
     let writeCapacity: Int
     let readAheadLimit: Int
     let writeBehind: Int
+    let commitInterval: Int
     private var readData = ReadData()
     private var readStart: UInt64 = 0
     /// How much the last fill asked for: a fill answered with less met the end of the file.
@@ -49,6 +52,10 @@ struct FileBuffer {
     private var inFlightBytes = 0
     /// Where the last WRITE sent ends.
     private var inFlightEnd: UInt64 = 0
+    /// Bytes of WRITEs answered since the last COMMIT went out.
+    private var answeredSinceCommit = 0
+    /// The COMMIT sent early, until a flush has seen it answered.
+    private var earlyCommit: Request<Void>?
 
     /// The bytes of the last fill: a READ's own buffer, so a streamed READ needs no copy to become the buffer.
     private struct ReadData {
@@ -60,11 +67,12 @@ struct FileBuffer {
         }
     }
 
-    init(readCapacity: Int, writeCapacity: Int, readAheadLimit: Int, writeBehind: Int) {
+    init(readCapacity: Int, writeCapacity: Int, readAheadLimit: Int, writeBehind: Int, commitInterval: Int = 0) {
         self.readCapacity = max(readCapacity, 1)
         self.writeCapacity = max(writeCapacity, 1)
         self.readAheadLimit = max(readAheadLimit, self.readCapacity)
         self.writeBehind = max(writeBehind, 0)
+        self.commitInterval = max(commitInterval, 0)
     }
 
     var pendingWriteCount: Int { writeBytes.count }
@@ -81,6 +89,7 @@ struct FileBuffer {
         inFlightBytes = 0
         spareBuffers = []
         spareWriteBuffers = []
+        earlyCommit = nil
     }
 
     mutating func invalidateRead(from start: UInt64, count: Int) {
@@ -211,6 +220,18 @@ struct FileBuffer {
     /// called back (never so for a WRITE abandoned, whose bytes 5.x and later may still be sending).
     private mutating func recycle(_ write: FileIO.Write) {
         if spareWriteBuffers.count < 8 { spareWriteBuffers.append(write.bytes) }
+        answeredSinceCommit += write.bytes.buffer.count
+    }
+
+    /// Sends a COMMIT without waiting, once a write-behind file has `commitInterval`
+    /// bytes answered since the last and no early one is still out.
+    private mutating func commitEarly(keeping limit: Int, _ io: FileIO) {
+        guard limit > 0, commitInterval > 0, answeredSinceCommit >= commitInterval,
+              earlyCommit?.hasFinished ?? true else { return }
+        answeredSinceCommit = 0
+        let commit = io.fsyncRequest
+        io.context.engine.submit(commit)
+        earlyCommit = commit
     }
 
     /// After a WRITE in flight failed: the others are abandoned (those not yet sent never are).
@@ -237,6 +258,9 @@ struct FileBuffer {
             do { try write.finish(try write.request.wait(), io) } catch { throw abandonWrites(error, io) }
             recycle(write)
         }
+        commitEarly(keeping: limit, io)
+        // Its error is not the caller's: the COMMIT that fsync or close sends next says what holds.
+        if limit == 0, let commit = earlyCommit { earlyCommit = nil; _ = try? commit.wait() }
     }
 
     /// Waits for every WRITE in flight (before a call whose order against them matters).
@@ -331,6 +355,8 @@ struct FileBuffer {
             do { try await write.finish(try await write.request.value(), io) } catch { throw abandonWrites(error, io) }
             recycle(write)
         }
+        commitEarly(keeping: limit, io)
+        if limit == 0, let commit = earlyCommit { earlyCommit = nil; _ = try? await commit.value() }
     }
 
     /// ``waitForWrites(_:)``, suspending the task.

@@ -58,7 +58,8 @@ struct FileIO: Sendable {
     /// Puts what was written on stable storage: `nfs_fsync`, or a COMMIT by handle.
     var fsyncRequest: Request<Void> {
         switch target {
-        case .file(let fh): Operations.status("fsync", path) { Syscalls.fsyncAsync($0, fh.raw, $1) }
+        // Marked as using the file: an early COMMIT nobody waits for never meets the close (see FileBuffer).
+        case .file(let fh): Operations.status("fsync", path) { Syscalls.fsyncAsync($0, fh.raw, $1) }.using(fh.raw)
         case .handle(let handle): Operations.commit(handle, path: path)
         }
     }

@@ -61,7 +61,7 @@ public final class NFSFileHandle: Sendable {
             readCapacity: readCapacity,
             writeCapacity: max(context.options.writeBufferSize ?? io.writeChunk, 1),
             readAheadLimit: max(readCapacity, context.streamReadAhead),
-            writeBehind: context.options.writeBehind)))
+            writeBehind: context.options.writeBehind, commitInterval: context.options.commitInterval)))
         context.register(self)
     }
 

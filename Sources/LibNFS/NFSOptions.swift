@@ -61,6 +61,14 @@ public struct NFSOptions: Sendable, Hashable {
     /// 10 ms round trip that hides most of the wait), and a WRITE that fails
     /// is thrown by the handle's next write, flush, fsync, stat or close.
     public var writeBehind: Int = 0
+    /// With ``writeBehind``: after this many bytes of unstable WRITEs answered
+    /// since the last COMMIT, a file sends one more without waiting for it, so
+    /// the server's disk starts on the bytes while more arrive and the COMMIT
+    /// of `fsync` or `close` has less left to flush (a 256 MiB upload on
+    /// loopback took 0.73 s against 0.81 s with none). An early COMMIT's error
+    /// is not thrown: the close's own COMMIT, sent after it, is what counts.
+    /// At most one is out at a time. 0 turns them off. Default 32 MiB.
+    public var commitInterval: Int = 32 << 20
     /// The most requests the context's engine keeps in flight on its
     /// connection at once; more wait in its queue. Large reads and writes
     /// are split into requests of readSize/writeSize, so this also bounds the
@@ -92,13 +100,15 @@ public struct NFSOptions: Sendable, Hashable {
                 readahead: Int? = nil, autoreconnect: Int? = nil,
                 readBufferSize: Int? = nil, writeBufferSize: Int? = nil,
                 maxRequestsInFlight: Int = 64, noDelay: Bool = true, writeBehind: Int = 0,
-                unmountsOnClose: Bool = true, readdirBufferSize: Int? = nil, traversesNestedExports: Bool? = nil) {
+                unmountsOnClose: Bool = true, readdirBufferSize: Int? = nil, traversesNestedExports: Bool? = nil,
+                commitInterval: Int = 32 << 20) {
         self.timeout = timeout; self.uid = uid; self.gid = gid; self.version = version
         self.readahead = readahead; self.autoreconnect = autoreconnect
         self.readBufferSize = readBufferSize; self.writeBufferSize = writeBufferSize
         self.maxRequestsInFlight = maxRequestsInFlight; self.noDelay = noDelay; self.writeBehind = writeBehind
         self.unmountsOnClose = unmountsOnClose; self.readdirBufferSize = readdirBufferSize
         self.traversesNestedExports = traversesNestedExports
+        self.commitInterval = commitInterval
     }
 
     /// The timeout libnfs applies for ``timeout``: whole seconds, a fraction

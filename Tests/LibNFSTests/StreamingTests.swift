@@ -232,6 +232,42 @@ struct StreamingTests {
         #expect(try scratch.readLocal("g") == expected)
     }
 
+    @Test("with write-behind, a COMMIT goes out every commitInterval bytes answered, none early with 0, and the bytes land whole, sync and async")
+    func earlyCommits() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("early-commit")
+        defer { scratch.cleanUp() }
+        let expected = randomBytes(24 << 20 + 4321)
+        for (interval, async) in [(4 << 20, false), (4 << 20, true), (0, false)] {
+            let (proxy, url) = try ZeroWriteProxy.inFront(of: server, zeroingWrites: false)
+            defer { proxy.shutdown() }
+            let nfs = try await NFSContext(url: url.description, options: NFSOptions(writeBehind: 8 << 20, commitInterval: interval))
+            defer { try? nfs.close() }
+            let name = "f\(interval)-\(async)"
+            let pieces = stride(from: 0, to: expected.count, by: 1 << 20).map { expected[$0..<min($0 + (1 << 20), expected.count)] }
+            if async {
+                let file = try await nfs.open(scratch.path(name), mode: "w")
+                for piece in pieces { try await file.write(piece) }
+                try await file.close()
+            } else {
+                try Self.writeBlocking(pieces, to: scratch.path(name), in: nfs)
+            }
+            #expect(try scratch.readLocal(name) == expected, "\(name)")
+            // Over NFSv4 a COMMIT is one operation of a COMPOUND, which the proxy does not read.
+            guard nfs.version == .v3 else { continue }
+            // 24 MiB at 4 MiB: up to 5 early (fewer when one is still out), then the close's.
+            let commits = proxy.calls(21)
+            #expect(interval == 0 ? commits == 1 : (2...6).contains(commits), "\(name): \(commits) COMMITs")
+        }
+    }
+
+    /// The blocking API's writes and close (an async function would pick the async overloads).
+    static func writeBlocking(_ pieces: [ArraySlice<UInt8>], to path: String, in nfs: NFSContext) throws {
+        let file = try nfs.open(path, mode: "w")
+        for piece in pieces { try file.write(piece) }
+        try file.close()
+    }
+
     @Test("with write-behind, a WRITE the server refuses after write returned is thrown by the next flush, naming the file")
     func writeBehindReportsLateFailure() throws {
         let server = try TestServer.require()

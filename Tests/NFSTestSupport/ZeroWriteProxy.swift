@@ -12,15 +12,23 @@ import Darwin
 /// the server says it accepted none of the bytes. No server does this by
 /// itself; a client must still treat it as the error it is, not loop or
 /// report success. Only WRITE replies change; everything else passes as is.
+/// With `zeroingWrites` false nothing changes: the proxy only counts the
+/// NFSv3 calls that pass, by procedure.
 public final class ZeroWriteProxy: Sendable {
     public let port: UInt16
     private let listener: Int32
     private let sockets = SocketRegistry()
+    private let zeroingWrites: Bool
     /// WRITE replies rewritten so far.
     public var rewritten: Int { count.load(ordering: .relaxed) }
     private let count = Atomic<Int>(0)
+    private let procedures = Mutex<[UInt32: Int]>([:])
 
-    public init(forwardingTo targetPort: UInt16) throws {
+    /// NFSv3 calls of `procedure` (RFC 1813's numbers: 7 WRITE, 21 COMMIT) passed so far, on every connection.
+    public func calls(_ procedure: UInt32) -> Int { procedures.withLock { $0[procedure] ?? 0 } }
+
+    public init(forwardingTo targetPort: UInt16, zeroingWrites: Bool = true) throws {
+        self.zeroingWrites = zeroingWrites
         (listener, port) = try listenLoopback()
         sockets.add(listener)
         Thread.detachNewThread { [self] in
@@ -49,11 +57,11 @@ public final class ZeroWriteProxy: Sendable {
     }
 
     /// A proxy in front of `server`'s NFS port, and the server's URL with that port.
-    public static func inFront(of server: TestServer) throws -> (proxy: ZeroWriteProxy, url: NFSURL) {
+    public static func inFront(of server: TestServer, zeroingWrites: Bool = true) throws -> (proxy: ZeroWriteProxy, url: NFSURL) {
         guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init) else {
             throw SocketError(what: "the server URL names no NFS port: \(server.url)", code: 0)
         }
-        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort)
+        let proxy = try ZeroWriteProxy(forwardingTo: nfsPort, zeroingWrites: zeroingWrites)
         var url = server.url
         url.query = url.query.replacingOccurrences(of: "nfsport=\(nfsPort)", with: "nfsport=\(proxy.port)")
         return (proxy, url)
@@ -102,8 +110,9 @@ public final class ZeroWriteProxy: Sendable {
         records(from: source) { record in
             // mark, xid, CALL(0), rpcvers, prog, vers, proc
             if let xid = Self.word(record, 4), Self.word(record, 8) == 0, Self.word(record, 16) == 100_003,
-               Self.word(record, 20) == 3, Self.word(record, 24) == 7 {
-                writes.xids.withLock { _ = $0.insert(xid) }
+               Self.word(record, 20) == 3, let procedure = Self.word(record, 24) {
+                procedures.withLock { $0[procedure, default: 0] += 1 }
+                if procedure == 7 && zeroingWrites { writes.xids.withLock { _ = $0.insert(xid) } }
             }
             return send(record, to: destination)
         }

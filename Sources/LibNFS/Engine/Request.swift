@@ -36,6 +36,8 @@ class EngineRequest: @unchecked Sendable {
     let lock = ConditionLock()
     /// Set once the outcome is decided; guarded by `lock`.
     var isFinished = false
+    /// ``isFinished``, read under the lock by a caller that does not wait.
+    var hasFinished: Bool { lock.withLock { isFinished } }
 
     init(operation: String, path: FilePath?) {
         self.operation = operation
