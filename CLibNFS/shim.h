@@ -309,7 +309,6 @@ static inline const fattr3 *swiftnfs3_getattr_result(const void *res) {
     return &((const GETATTR3res *)res)->GETATTR3res_u.resok.obj_attributes;
 }
 
-// Sets the mode, the size, the owner and/or the group (a negative value leaves it).
 // Sets what is given: a mode, size, uid or gid below 0, or `set_times` 0, leaves that attribute as it is.
 // Times are the client's (SET_TO_CLIENT_TIME), to the nanosecond.
 static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
