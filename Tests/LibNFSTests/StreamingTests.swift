@@ -143,18 +143,27 @@ struct StreamingTests {
         defer { try? nfs.close() }
         let bytes = randomBytes(4096)
         try scratch.writeLocal("f", bytes)
+        let expected = VersionQuirks.shortReadIsEndOfFile(nfs.version) ? 1 : 2
         for round in 0..<2 {
-            let file = try await nfs.open("f")
-            let start = proxied.nfs.bytesFromClients
-            // One byte more than the file holds, as a copy that checks where the source ends asks.
-            #expect(try await file.read(bytes.count + 1) == bytes, "round \(round)")
-            let whole = proxied.nfs.bytesFromClients - start
-            #expect(try await file.read(bytes.count + 1).isEmpty)
-            let oneRead = proxied.nfs.bytesFromClients - start - whole
-            try await file.close()
-            let expected = VersionQuirks.shortReadIsEndOfFile(nfs.version) ? 1 : 2
-            #expect(oneRead > 0 && whole == expected * oneRead,
-                    "round \(round): reading the file whole sent \(whole) bytes, one READ \(oneRead)")
+            // Up to three tries a round: the proxy counts every byte on the connection, and
+            // a call of the engine's own (an NFSv4 lease renewal) can cross a measurement on
+            // a loaded machine. READs counted wrong fail all three.
+            var counts: [(whole: Int, oneRead: Int)] = []
+            for _ in 0..<3 {
+                let file = try await nfs.open("f")
+                let start = proxied.nfs.bytesFromClients
+                // One byte more than the file holds, as a copy that checks where the source ends asks.
+                #expect(try await file.read(bytes.count + 1) == bytes, "round \(round)")
+                let whole = proxied.nfs.bytesFromClients - start
+                #expect(try await file.read(bytes.count + 1).isEmpty)
+                let oneRead = proxied.nfs.bytesFromClients - start - whole
+                try await file.close()
+                counts.append((whole, oneRead))
+                if oneRead > 0 && whole == expected * oneRead { break }
+            }
+            let last = counts[counts.count - 1]
+            #expect(last.oneRead > 0 && last.whole == expected * last.oneRead,
+                    "round \(round): reading the file whole sent \(counts.map(\.whole)) bytes, one READ \(counts.map(\.oneRead))")
         }
     }
 
