@@ -57,6 +57,31 @@ static inline int swiftnfs_resumes_partial_sends_wrongly(void) {
 #endif
 }
 
+// libnfs 6.x run a mount's calls with retrans 0, and their pdu_set_timeout
+// then gives each call a major timeout of the moment it was queued: the
+// once-a-second timeout scan fails any call of the mount it finds waiting, so
+// a mount over a 400 ms round trip, or one whose server takes a second to
+// answer, fails ("command timed out") whatever the timeout (7.0.0 fixed it).
+// This gives the calls of a mount in progress one retransmission, so that they
+// time out at the timeout instead. rpc_disconnect, between the MOUNT and the
+// NFS connection, resets retrans to 0, so the caller sets it again each time
+// it services the mount. libnfs exports rpc_set_resiliency from 6.0 on; 6.0.2
+// declares it only in its private header, 7.0.0 in libnfs.h, both so.
+// Returns 0 where there is nothing to set (API v1, or no timeout).
+#ifdef LIBNFS_API_V2
+void rpc_set_resiliency(struct rpc_context *rpc, int num_tcp_reconnect, int timeout, int retrans);
+#endif
+static inline int swiftnfs_mount_retransmits(struct nfs_context *nfs, int timeout_ms) {
+#ifdef LIBNFS_API_V2
+    if (timeout_ms <= 0) return 0;
+    rpc_set_resiliency(nfs_get_rpc_context(nfs), 0, timeout_ms, 1);
+    return 1;
+#else
+    (void)nfs; (void)timeout_ms;
+    return 0;
+#endif
+}
+
 // libnfs 5.0 added the READDIR/READDIRPLUS reply size setter (4.x asks for
 // 8 KiB, about 50 entries a round trip); the feature macros 5.0 added with it
 // tell the headers apart. Returns 0 where there is no setter.

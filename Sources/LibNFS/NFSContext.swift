@@ -151,9 +151,13 @@ public final class NFSContext: Sendable {
         do {
             try Self.apply(parsed, options, to: nfs)
             let start = ContinuousClock.now
-            let rc = BrokenPipeShield.run { Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath) }
+            let (rc, message) = BrokenPipeShield.run {
+                VersionQuirks.mountRetransmits
+                    ? RetransmittingMount.mount(nfs, server: parsed.host, export: parsed.filePath)
+                    : (Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath), Syscalls.errorText(nfs))
+            }
             if rc < 0 {
-                throw Self.mountError(rc, nfs: nfs, url: parsed, version: version,
+                throw Self.mountError(rc, message: message, url: parsed, version: version,
                                       elapsed: .now - start, timeout: options.effectiveTimeout)
             }
             self.readMax = Int(Syscalls.readMax(nfs))
@@ -371,10 +375,10 @@ public final class NFSContext: Sendable {
     /// libnfs 4 reports a refused connection as a bare EIO ("nfs_service failed");
     /// a direct connect to the port it used tells the user what really happened.
     /// NFSv4 has no MOUNT protocol: its first connection is to the NFS port (2049 unless given).
-    private static func mountError(_ rc: Int32, nfs: OpaquePointer, url: NFSURL, version: Int32,
+    private static func mountError(_ rc: Int32, message: String?, url: NFSURL, version: Int32,
                                    elapsed: Duration, timeout: Duration?) -> NFSError {
         var error = NFSError.fromLibNFS(result: rc, operation: "mount", path: nil, url: url.description,
-                                        message: Syscalls.errorText(nfs), elapsed: elapsed, timeout: timeout)
+                                        message: message, elapsed: elapsed, timeout: timeout)
         guard [.ioError, .connectionRefused, .connectionReset].contains(error.code) else { return error }
         let port = version == 4 ? url.argument("nfsport").flatMap { UInt16($0) } ?? 2049
                                 : url.argument("mountport").flatMap { UInt16($0) } ?? 111

@@ -84,8 +84,13 @@ public enum NFSLibrary {
     /// client is unfinished upstream (readMax 0, large writes refused), and
     /// 6.0.2's fails to create files; mounting v4 with them throws instead.
     public static var supportsNFSv4: Bool {
-        guard let major = fileVersion?.split(separator: ".").first.flatMap({ Int($0) }) else { return false }
+        guard let major = fileMajorVersion else { return false }
         return major >= 17
+    }
+
+    /// The first number of ``fileVersion`` (17 for libnfs 7.0.0), when known.
+    static var fileMajorVersion: Int? {
+        fileVersion?.split(separator: ".").first.flatMap { Int($0) }
     }
 
     /// 2 for libnfs 6 and later ("API v2"), 1 before: from the header compiled against.

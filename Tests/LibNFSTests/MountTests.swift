@@ -28,6 +28,21 @@ struct MountTests {
         #expect(read == bytes)
     }
 
+    @Test("a mount whose every reply takes 1.2 s ends well and reads the file (libnfs 6.x failed a mount's call still waiting at its once-a-second timeout scan)")
+    func mountWithSlowReplies() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("slow-mount")
+        defer { scratch.cleanUp() }
+        let bytes = randomBytes(3000)
+        try scratch.writeLocal("f", bytes)
+        let proxied = try ProxiedServer(server, directory: scratch.url(), replyDelay: .milliseconds(1200))
+        defer { proxied.shutdown() }
+        // Far above the delay, so that only the scan's flaw could end the mount early.
+        let nfs = try NFSContext(url: proxied.url.description, options: .init(timeout: .seconds(60)))
+        defer { try? nfs.close() }
+        #expect(try nfs.withFile("f") { try $0.readAll() } == bytes)
+    }
+
     @Test("the library names the libnfs it runs against, and it is the one the build was pointed at")
     func libraryVersion() throws {
         let path = try #require(NFSLibrary.path, "no libnfs mapped into the process")

@@ -80,13 +80,19 @@ public final class StallingProxy: Sendable {
     /// deep inside a large WRITE, the server stores a wrong byte and says OK.
     private let corruptOffset: Int?
 
+    /// With `replyDelay`, each chunk from the server is held that long before it
+    /// is passed on (one at a time: a slow server, or a long round trip, for a
+    /// client that waits for each reply before its next call, as a mount does).
+    private let replyDelay: Duration?
+
     /// With `cutAfter`, once that many bytes have gone through in either direction
     /// (counted over all connections), every connection is cut and the port
     /// closed, as a server that vanishes or a network that fails for good.
     /// With `ipv6`, the proxy listens on ::1 (and still forwards to 127.0.0.1).
     public init(forwardingTo targetPort: UInt16, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
-                cutAfter cutBudget: Int? = nil, ipv6: Bool = false) throws {
+                cutAfter cutBudget: Int? = nil, replyDelay: Duration? = nil, ipv6: Bool = false) throws {
         corruptOffset = corruptClientByte
+        self.replyDelay = replyDelay
         (listener, port) = try listenLoopback(ipv6: ipv6)
         sockets.add(listener)
         state.withLock { $0.budget = budget; $0.cutBudget = cutBudget }
@@ -144,6 +150,10 @@ public final class StallingProxy: Sendable {
                 }
                 if cut { shutdownAll(); return }
                 if stalled { continue }
+                if counted, let replyDelay {
+                    let (seconds, attoseconds) = replyDelay.components
+                    Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+                }
                 var sent = 0
                 while sent < n {
                     let m = buffer.withUnsafeBytes { Platform.sendWithoutSignal(destination, $0.baseAddress! + sent, n - sent) }
@@ -219,14 +229,15 @@ public struct ProxiedServer: Sendable {
     public let url: NFSURL
 
     public init(_ server: TestServer, directory: NFSURL, stallAfter budget: Int? = nil, corruptClientByte: Int? = nil,
-                cutAfter cutBudget: Int? = nil, autoreconnect: Bool = false, ipv6: Bool = false) throws {
+                cutAfter cutBudget: Int? = nil, replyDelay: Duration? = nil, autoreconnect: Bool = false,
+                ipv6: Bool = false) throws {
         guard let nfsPort = server.url.argument("nfsport").flatMap(UInt16.init),
               let mountPort = server.url.argument("mountport").flatMap(UInt16.init) else {
             throw SocketError(what: "the server URL names no ports: \(server.url)", code: 0)
         }
         nfs = try StallingProxy(forwardingTo: nfsPort, stallAfter: budget, corruptClientByte: corruptClientByte,
-                                cutAfter: cutBudget, ipv6: ipv6)
-        mount = try StallingProxy(forwardingTo: mountPort, ipv6: ipv6)
+                                cutAfter: cutBudget, replyDelay: replyDelay, ipv6: ipv6)
+        mount = try StallingProxy(forwardingTo: mountPort, replyDelay: replyDelay, ipv6: ipv6)
         var url = directory
         if ipv6 { url.server = "[::1]" }
         let version = server.url.argument("version") ?? "3"

@@ -68,6 +68,18 @@ internal enum Syscalls {
     static func mount(_ nfs: Context, server: String, export: FilePath) -> Int32 {
         export.withPlatformString { nfs_mount(nfs, server, $0) }
     }
+    /// `nfs_mount_async` with `callback`; the mount's other calls are libnfs's own (see `RetransmittingMount`).
+    static func mountAsync(_ nfs: Context, server: String, export: FilePath, callback: nfs_cb,
+                           _ pd: UnsafeMutableRawPointer) -> Int32 {
+        export.withPlatformString { nfs_mount_async(nfs, server, $0, callback, pd) }
+    }
+    /// The context's RPC timeout in milliseconds; 0 or less when it has none.
+    static func timeout(_ nfs: Context) -> Int32 { nfs_get_timeout(nfs) }
+    /// Lets each call of a mount in progress be sent again once, so that it
+    /// times out at the context's timeout (libnfs 6.x; see `CLibNFS/shim.h`).
+    static func setMountRetransmits(_ nfs: Context, timeoutMilliseconds: Int32) {
+        _ = swiftnfs_mount_retransmits(nfs, timeoutMilliseconds)
+    }
     static func readMax(_ nfs: Context) -> UInt64 { swiftnfs_get_readmax(nfs) }
     static func writeMax(_ nfs: Context) -> UInt64 { swiftnfs_get_writemax(nfs) }
 

@@ -184,6 +184,22 @@ enum VersionQuirks {
         version == .v4
     }
 
+    /// True when the mount must run with its calls allowed one retransmission
+    /// (libnfs 6.x: API v2 with a shared-object version below 17, or unknown).
+    ///
+    /// 6.0.2 runs a mount's calls with `retrans` 0, which makes each call's
+    /// major timeout the moment it was queued, so the once-a-second timeout
+    /// scan fails every call of the mount it finds waiting, whatever the
+    /// timeout: a mount whose server took 1.2 s over each reply failed after
+    /// 1.0 s as "no reply within the 60 s timeout" (`MountTests`), and so,
+    /// by the same rule, does a mount over a long round trip or on a loaded
+    /// machine. 7.0.0 fixed it ("Never less than pdu->timeout").
+    /// `RetransmittingMount` drives those mounts instead.
+    static var mountRetransmits: Bool {
+        guard Syscalls.apiVersion >= 2 else { return false }
+        return NFSLibrary.fileMajorVersion.map { $0 < 17 } ?? true
+    }
+
     // Retransmission (libnfs 6.0.2 and 7.0.0): they resend a timed-out RPC
     // (`retrans`, default 2) as a hard mount does, without end, so a call on a
     // server that stops answering never ends (seen with nfs-cp over NFSv3 and
