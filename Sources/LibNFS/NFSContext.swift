@@ -132,7 +132,9 @@ public final class NFSContext: Sendable {
 
     /// Mounts the export that `url` names (`nfs://server/export/path?arg=val…`).
     ///
-    /// Maps `nfs_init_context`, `nfs_parse_url_dir` and `nfs_mount`.
+    /// Maps `nfs_init_context`, `nfs_parse_url_incomplete` (the query) and `nfs_mount` (on libnfs
+    /// 6.x, `nfs_mount_async`, driven on the calling thread: see the README's
+    /// version notes).
     /// - Throws: ``NFSError`` with `EINVAL` for a malformed URL, the server's
     ///   error (such as `ENOENT` or `EACCES`) for an export it refuses,
     ///   `ECONNREFUSED` when nothing listens, and a timeout error when the
