@@ -285,7 +285,7 @@ final class ServiceLoop: @unchecked Sendable {
     private var untilLeaseRenewal: Int32 {
         guard let leaseRenewal, !dead else { return -1 }
         let left = leaseRenewal - (ContinuousClock.now - lastLeaseRenewal)
-        return Int32(clamping: max(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000, 1))
+        return max(left.pollMilliseconds, 1)
     }
 
     /// Nothing in flight on a live context; read by the thread that holds the context.

@@ -109,3 +109,13 @@ enum BrokenPipeShield {
         return try body()
     }
 }
+
+extension Duration {
+    /// Whole milliseconds, as `poll` takes them: never below 0, at most `Int32.max`.
+    var pollMilliseconds: Int32 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        if overflow { return seconds < 0 ? 0 : .max }
+        return Int32(clamping: max(0, whole + attoseconds / 1_000_000_000_000_000))
+    }
+}

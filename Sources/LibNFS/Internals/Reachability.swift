@@ -23,17 +23,12 @@ enum Reachability {
         for address in addresses {
             let left = deadline - .now
             guard left > .zero else { return lastError ?? .timedOut }
-            guard let error = connectError(address, timeoutMilliseconds: max(milliseconds(left), 1)) else { return nil }
+            guard let error = connectError(address, timeoutMilliseconds: max(left.pollMilliseconds, 1)) else { return nil }
             lastError = error
         }
         return lastError
     }
 
-    /// `duration` in whole milliseconds, as `poll` takes them.
-    private static func milliseconds(_ duration: Duration) -> Int32 {
-        let (seconds, attoseconds) = duration.components
-        return Int32(clamping: seconds.multipliedReportingOverflow(by: 1000).partialValue + attoseconds / 1_000_000_000_000_000)
-    }
 
     /// One resolved socket address.
     private struct Address: Sendable {
@@ -98,7 +93,7 @@ enum Reachability {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutMilliseconds))
         while true {
             let left = deadline - .now
-            let ready = poll(&pfd, 1, max(0, milliseconds(left)))
+            let ready = poll(&pfd, 1, left.pollMilliseconds)
             if ready > 0 { break }
             if ready == 0 { return .timedOut }
             // A failed poll says nothing about the server: retry on EINTR, else report it.

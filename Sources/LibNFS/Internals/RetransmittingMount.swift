@@ -46,7 +46,7 @@ enum RetransmittingMount {
             let descriptor = Syscalls.descriptor(nfs)
             let events = descriptor >= 0 ? Syscalls.whichEvents(nfs) : 0
             let revents = Platform.poll(wake: -1, descriptor: descriptor, events: events,
-                                        milliseconds: min(100, deadline.map(milliseconds(until:)) ?? 100))
+                                        milliseconds: min(100, deadline.map { ($0 - .now).pollMilliseconds } ?? 100))
             // Again each time: the mount's move from the MOUNT to the NFS
             // connection resets the retransmissions inside `nfs_service`.
             Syscalls.setMountRetransmits(nfs, timeoutMilliseconds: timeout)
@@ -60,11 +60,5 @@ enum RetransmittingMount {
             }
         }
         return (outcome.status ?? 0, outcome.text)
-    }
-
-    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
-        let left = deadline - .now
-        let (seconds, attoseconds) = left.components
-        return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
     }
 }
