@@ -60,8 +60,8 @@ static inline int swiftnfs_resumes_partial_sends_wrongly(void) {
 // libnfs 6.x run a mount's calls with retrans 0, and their pdu_set_timeout
 // then gives each call a major timeout of the moment it was queued: the
 // once-a-second timeout scan fails any call of the mount it finds waiting, so
-// a mount over a 400 ms round trip, or one whose server takes a second to
-// answer, fails ("command timed out") whatever the timeout (7.0.0 fixed it).
+// a mount whose server took 1.2 s over each reply failed after 1.0 s
+// ("command timed out"), whatever the timeout (7.0.0 fixed it).
 // This gives the calls of a mount in progress one retransmission, so that they
 // time out at the timeout instead. rpc_disconnect, between the MOUNT and the
 // NFS connection, resets retrans to 0, so the caller sets it again each time

@@ -29,7 +29,6 @@ enum Reachability {
         return lastError
     }
 
-
     /// One resolved socket address.
     private struct Address: Sendable {
         var family: Int32, type: Int32, proto: Int32

@@ -51,13 +51,11 @@ enum RetransmittingMount {
             // connection resets the retransmissions inside `nfs_service`.
             Syscalls.setMountRetransmits(nfs, timeoutMilliseconds: timeout)
             // Also with no events: that is the tick in which libnfs expires timed-out calls.
-            if Syscalls.service(nfs, revents: revents) < 0, outcome.status == nil {
-                // As `nfs_mount` reports it; the caller tells a timeout from a lost connection by the time taken.
-                return (-EIO, "nfs_service failed")
-            }
-            if outcome.status == nil, let deadline, ContinuousClock.now >= deadline {
-                return (-ETIMEDOUT, nil)
-            }
+            let serviced = Syscalls.service(nfs, revents: revents)
+            if outcome.status != nil { break }
+            // As `nfs_mount` reports it; the caller tells a timeout from a lost connection by the time taken.
+            if serviced < 0 { return (-EIO, "nfs_service failed") }
+            if let deadline, ContinuousClock.now >= deadline { return (-ETIMEDOUT, nil) }
         }
         return (outcome.status ?? 0, outcome.text)
     }
