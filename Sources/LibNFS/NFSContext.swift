@@ -261,8 +261,18 @@ public final class NFSContext: Sendable {
     /// connection lost (UMNT is a courtesy to the server; with the connection gone it could only
     /// wait out the timeout).
     private var unmountRequest: Request<Void>? {
-        !options.unmountsOnClose || engine.isStopped || engine.isLost
-            ? nil : Operations.status("umount", nil, Syscalls.umountAsync)
+        guard options.unmountsOnClose, !engine.isStopped, !engine.isLost else { return nil }
+        return Operations.status("umount", nil) { nfs, pd in
+            let rc = Syscalls.umountAsync(nfs, pd)
+            // libnfs 6.x drop the NFS connection for one to the MOUNT port, which
+            // starts with no retransmission: the flaw `RetransmittingMount` works
+            // around would fail its UMNT at the first timeout scan. The engine
+            // bounds the call itself.
+            if rc == 0, VersionQuirks.mountRetransmits {
+                Syscalls.setMountRetransmits(nfs, timeoutMilliseconds: Syscalls.timeout(nfs))
+            }
+            return rc
+        }
     }
 
     /// An unmount's error, or nil when libnfs did unmount despite it (see ``VersionQuirks``).

@@ -37,11 +37,13 @@ struct MountTests {
         try scratch.writeLocal("f", bytes)
         let proxied = try ProxiedServer(server, directory: scratch.url(), replyDelay: .milliseconds(1200))
         defer { proxied.shutdown() }
-        // Far above the delay, so that only the scan's flaw could end the mount early. Async, so
-        // that it holds no thread of the cooperative pool the other suites run on for its 15 s.
+        // Far above the delay, so that only the scan's flaw could end the mount early. Async to the
+        // close (whose unmount reply is held too), so that it holds no thread of the cooperative
+        // pool the other suites run on for its 15 s.
         let nfs = try await NFSContext(url: proxied.url.description, options: .init(timeout: .seconds(60)))
-        defer { try? nfs.close() }
-        #expect(try await nfs.withFile("f") { try await $0.readAll() } == bytes)
+        let read = try await nfs.withFile("f") { try await $0.readAll() }
+        try await nfs.close()
+        #expect(read == bytes)
     }
 
     @Test("the library names the libnfs it runs against, and it is the one the build was pointed at")
