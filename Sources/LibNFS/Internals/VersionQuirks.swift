@@ -194,7 +194,8 @@ enum VersionQuirks {
     /// 1.0 s as "no reply within the 60 s timeout" (`MountTests`), and so,
     /// by the same rule, does a mount over a long round trip or on a loaded
     /// machine. 7.0.0 fixed it ("Never less than pdu->timeout").
-    /// `RetransmittingMount` drives those mounts instead.
+    /// `RetransmittingMount` drives those mounts instead, and the unmount
+    /// (`NFSContext.unmountRequest`, on a new MOUNT connection) gets the same.
     static var mountRetransmits: Bool {
         guard Syscalls.apiVersion >= 2 else { return false }
         return NFSLibrary.fileMajorVersion.map { $0 < 17 } ?? true
