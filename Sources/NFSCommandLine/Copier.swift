@@ -112,6 +112,8 @@ public final class Copier: Sendable {
         var plannedDestination: FileInfo?? = nil
         /// The source, opened while planning stat'ed it (a named file on NFS).
         var opened: OpenedReader? = nil
+        /// The temporary to write, created while planning looked the destination up.
+        var precreated: Precreated? = nil
     }
 
     /// A source opened ahead of its copy, taken at most once; what nobody took is closed at the end.
@@ -121,6 +123,26 @@ public final class Copier: Sendable {
         func take() -> (any FileReader)? { reader.withLock { r in defer { r = nil }; return r } }
     }
     private let openedReaders = Mutex<[OpenedReader]>([])
+
+    /// A temporary created while planning looked its destination up (see ``precreate(_:source:at:)``),
+    /// written by the copy at most once; one the copy did not take is removed when planning
+    /// finds it unneeded, or at the end.
+    private final class Precreated: Sendable {
+        let path: FilePath
+        let fileSystem: any CopyFileSystem
+        /// The mode the create gave the file exactly; nil when the copy must still set one.
+        let createdMode: Int?
+        private let writer: Mutex<(any FileWriter)?>
+        init(path: FilePath, fileSystem: any CopyFileSystem, createdMode: Int?, writer: any FileWriter) {
+            self.path = path
+            self.fileSystem = fileSystem
+            self.createdMode = createdMode
+            self.writer = Mutex(writer)
+        }
+        func take() -> (any FileWriter)? { writer.withLock { w in defer { w = nil }; return w } }
+    }
+    private let precreatedTemporaries = Mutex<[Precreated]>([])
+    private let discarding = Mutex<[Task<Void, Never>]>([])
 
     private struct Tally: Sendable {
         var files = 0, directories = 0, symlinks = 0, skipped = 0, deleted = 0
@@ -231,6 +253,8 @@ public final class Copier: Sendable {
             try await run(sources: sources, destination: destination, verbose: verbose, mounters: mounters)
         } then: {
             for opened in openedReaders.withLock({ $0 }) { try? await opened.take()?.close() }
+            for task in discarding.withLock({ $0 }) { await task.value }
+            for temporary in precreatedTemporaries.withLock({ $0 }) { await discard(temporary) }
             await mounters.closeAll()
         }
     }
@@ -295,15 +319,34 @@ public final class Copier: Sendable {
         let targetInfo: FileInfo?
         // What is at the destination itself; a link is then followed, as stat would.
         let targetEntry: FileInfo?
+        let precreated: Precreated?
         do {
             target = try await mounters.destination.resolve(destination)
-            targetEntry = try await target.fileSystem.info(target.path, followSymlinks: false)
+            // A single local file's temporary is created beside the destination's lookup: when
+            // the destination turns out to be no directory, the first WRITE waits one round trip
+            // less; when it is one, the temporary is removed below.
+            let single: Result<StatedSource, any Error>?
+            if sources.count == 1, case .local = sources[0], !destination.namesDirectory {
+                single = await firstSource
+            } else {
+                single = nil
+            }
+            async let created = precreate(sources[0], source: single, at: target)
+            do {
+                targetEntry = try await target.fileSystem.info(target.path, followSymlinks: false)
+            } catch {
+                if let temporary = await created { await discard(temporary) }
+                throw error
+            }
+            precreated = await created
             targetInfo = try await Self.followingLink(targetEntry, at: target.path, in: target.fileSystem)
         } catch {
             fail(destination.description, error)
             return []
         }
         let intoDirectory = targetInfo?.kind == .directory
+        // Removed beside the copy into the directory, not before it.
+        if let precreated, intoDirectory { discarding.withLock { $0.append(Task { await self.discard(precreated) }) } }
         if sources.count > 1 && !intoDirectory {
             throw CopyUsageError(description: "target '\(destination)' is not a directory")
         }
@@ -323,7 +366,8 @@ public final class Copier: Sendable {
                     if options.filter.excludes(name, isDirectory: false) { continue }
                     items.append(Item(kind: .file, source: source, sourcePath: path, destination: destination,
                                       destinationPath: destinationPath, info: info, relative: name,
-                                      plannedDestination: intoDirectory ? nil : .some(targetEntry), opened: opened))
+                                      plannedDestination: intoDirectory ? nil : .some(targetEntry), opened: opened,
+                                      precreated: intoDirectory ? nil : precreated))
                 case .directory:
                     guard options.recursive else {
                         throw FileOperationError(operation: "copy", path: fs.display(path),
@@ -356,6 +400,50 @@ public final class Copier: Sendable {
             }
         }
         return items
+    }
+
+    /// Creates the temporary a single local file will be written to, in the directory that would
+    /// hold it were the destination no directory, with the sweep of that directory beside it. nil
+    /// when there is no single local source (`source` nil; nor when the destination ends in `/`),
+    /// when the copy could decide not to write (`-n`, `-u`, `--checksum`, a dry run), writes
+    /// elsewhere (`--inplace`, a local destination, a source that is no file, or one a filter
+    /// leaves out), or when the create fails: the copy then creates as usual and reports why.
+    private func precreate(_ operand: Operand, source: Result<StatedSource, any Error>?,
+                           at target: (fileSystem: any CopyFileSystem, path: FilePath)) async -> Precreated? {
+        guard case .local = operand, target.fileSystem is NFSFileSystem, let name = Self.baseName(operand),
+              !options.inplace, !options.dryRun, !options.noClobber, !options.update, !options.checksum,
+              case .success(let stated)? = source, stated.info.kind == .file,
+              !options.filter.excludes(name.bytes, isDirectory: false), target.path.lastComponent != nil else { return nil }
+        let fs = target.fileSystem
+        let directory = target.path.removingLastComponent()
+        let path = directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        let permissions = intendedPermissions(stated.info)
+        let exact = createGivesMode(permissions)
+        ownTemporaries.withLock { _ = $0.insert(fs.display(path)) }
+        async let swept: Void = sweepStaleTemporaries(in: directory, of: fs)
+        let writer = try? await fs.createExclusive(path, permissions: exact ? permissions : 0o600, expectedSize: stated.info.size)
+        await swept
+        guard let writer else {
+            ownTemporaries.withLock { _ = $0.remove(fs.display(path)) }
+            return nil
+        }
+        let temporary = Precreated(path: path, fileSystem: fs, createdMode: exact ? permissions : nil, writer: writer)
+        precreatedTemporaries.withLock { $0.append(temporary) }
+        return temporary
+    }
+
+    /// Removes a temporary made by ``precreate(_:source:at:)`` unless the copy took it.
+    private func discard(_ temporary: Precreated) async {
+        guard let writer = temporary.take() else { return }
+        try? await writer.close()
+        try? await temporary.fileSystem.remove(temporary.path)
+        ownTemporaries.withLock { _ = $0.remove(temporary.fileSystem.display(temporary.path)) }
+    }
+
+    /// Whether an exclusive create gives a file `permissions` exactly: the owner may write,
+    /// no set-id or sticky bit, nothing a local create's umask would clear.
+    private func createGivesMode(_ permissions: Int) -> Bool {
+        !options.inplace && permissions & 0o200 != 0 && permissions & 0o7000 == 0 && permissions & umask == 0
     }
 
     /// What planning learns of a source operand before it plans the source.
@@ -806,23 +894,29 @@ public final class Copier: Sendable {
     private func copyFile(_ item: Item, reader: any FileReader, from sourceFS: any CopyFileSystem,
                           to targetFS: any CopyFileSystem, permissions: Int) async throws {
         let directory = item.destinationPath.removingLastComponent()
-        let writePath = options.inplace ? item.destinationPath
-            : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        // Taken by the first attempt only; another writes a temporary of its own.
+        let precreated = item.precreated.flatMap { temporary in temporary.take().map { (temporary, $0) } }
+        let writePath = precreated?.0.path ?? (options.inplace ? item.destinationPath
+            : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)"))
         changing(item.destinationPath)
         if !options.inplace { ownTemporaries.withLock { _ = $0.insert(targetFS.display(writePath)) } }
         // Renamed or removed by the time this returns (or left to a later run's sweep, after an interrupt).
         defer { if !options.inplace { ownTemporaries.withLock { _ = $0.remove(targetFS.display(writePath)) } } }
         // The sweep's listing goes out with the create: it removes no temporary of this run's.
         async let swept: Void = options.inplace ? () : sweepStaleTemporaries(in: directory, of: targetFS)
-        // A mode the create itself gives exactly (the owner may write; no set-id or sticky bit;
-        // nothing a local create's umask would clear) needs no SETATTR: one round trip less per file.
-        let modeAtCreate = !options.inplace && permissions & 0o200 != 0 && permissions & 0o7000 == 0
-            && permissions & umask == 0
+        // A mode the create itself gives exactly needs no SETATTR: one round trip less per file.
+        // A temporary made while planning has the mode a new file gets, which an existing
+        // destination's mode may not be.
+        let createdMode = precreated.map(\.0.createdMode) ?? (createGivesMode(permissions) ? permissions : nil)
         let writer: any FileWriter
         do {
-            writer = options.inplace ? try await targetFS.createTruncating(writePath, permissions: permissions)
-                                     : try await targetFS.createExclusive(writePath, permissions: modeAtCreate ? permissions : 0o600,
-                                                                         expectedSize: item.info.size)
+            if let precreated {
+                writer = precreated.1
+            } else {
+                writer = options.inplace ? try await targetFS.createTruncating(writePath, permissions: permissions)
+                                         : try await targetFS.createExclusive(writePath, permissions: createdMode ?? 0o600,
+                                                                             expectedSize: item.info.size)
+            }
         } catch var error as FileOperationError {
             // The temporary name means nothing to the user; the destination does.
             error.operation = "create"
@@ -837,7 +931,8 @@ public final class Copier: Sendable {
             // Errors name the destination: the temporary name means nothing to the user.
             do {
                 try await writeFile(item, reader: reader, writer: writer, closed: &closed, writePath: writePath,
-                                    sourceFS: sourceFS, targetFS: targetFS, permissions: modeAtCreate ? nil : permissions)
+                                    sourceFS: sourceFS, targetFS: targetFS,
+                                    permissions: createdMode == permissions ? nil : permissions)
             } catch var error as FileOperationError where !options.inplace && error.path == targetFS.display(writePath) {
                 error.path = targetFS.display(item.destinationPath)
                 throw error

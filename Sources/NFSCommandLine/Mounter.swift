@@ -7,6 +7,11 @@ public enum Operand: Sendable, Hashable, CustomStringConvertible {
     case local(FilePath)
     case nfs(NFSURL)
 
+    /// A URL whose path ends in `/`, which can only name a directory.
+    var namesDirectory: Bool {
+        if case .nfs(let url) = self { url.path.hasSuffix("/") } else { false }
+    }
+
     /// Parses an operand; anything that is not `nfs://…` and has no other `scheme://` is a local path.
     public init(_ text: String) throws {
         try self.init(bytes: Array(text.utf8))
