@@ -895,8 +895,8 @@ public final class Copier: Sendable {
                           to targetFS: any CopyFileSystem, permissions: Int) async throws {
         let directory = item.destinationPath.removingLastComponent()
         // Taken by the first attempt only; another writes a temporary of its own.
-        let precreated = item.precreated.flatMap { temporary in temporary.take().map { (temporary, $0) } }
-        let writePath = precreated?.0.path ?? (options.inplace ? item.destinationPath
+        let precreated = item.precreated.flatMap { temporary in temporary.take().map { (temporary: temporary, writer: $0) } }
+        let writePath = precreated?.temporary.path ?? (options.inplace ? item.destinationPath
             : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)"))
         changing(item.destinationPath)
         if !options.inplace { ownTemporaries.withLock { _ = $0.insert(targetFS.display(writePath)) } }
@@ -907,11 +907,11 @@ public final class Copier: Sendable {
         // A mode the create itself gives exactly needs no SETATTR: one round trip less per file.
         // A temporary made while planning has the mode a new file gets, which an existing
         // destination's mode may not be.
-        let createdMode = precreated.map(\.0.createdMode) ?? (createGivesMode(permissions) ? permissions : nil)
+        let createdMode = precreated.map(\.temporary.createdMode) ?? (createGivesMode(permissions) ? permissions : nil)
         let writer: any FileWriter
         do {
             if let precreated {
-                writer = precreated.1
+                writer = precreated.writer
             } else {
                 writer = options.inplace ? try await targetFS.createTruncating(writePath, permissions: permissions)
                                          : try await targetFS.createExclusive(writePath, permissions: createdMode ?? 0o600,
