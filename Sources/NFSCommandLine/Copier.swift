@@ -404,19 +404,20 @@ public final class Copier: Sendable {
 
     /// Creates the temporary a single local file will be written to, in the directory that would
     /// hold it were the destination no directory, with the sweep of that directory beside it. nil
-    /// when there is no single local source (`source` nil; nor when the destination ends in `/`),
+    /// when there is no single local source (the caller passes `source` nil then, and when the
+    /// destination ends in `/`),
     /// when the copy could decide not to write (`-n`, `-u`, `--checksum`, a dry run), writes
     /// elsewhere (`--inplace`, a local destination, a source that is no file, or one a filter
     /// leaves out), or when the create fails: the copy then creates as usual and reports why.
     private func precreate(_ operand: Operand, source: Result<StatedSource, any Error>?,
                            at target: (fileSystem: any CopyFileSystem, path: FilePath)) async -> Precreated? {
-        guard case .local = operand, target.fileSystem is NFSFileSystem, let name = Self.baseName(operand),
+        guard target.fileSystem is NFSFileSystem, let name = Self.baseName(operand),
               !options.inplace, !options.dryRun, !options.noClobber, !options.update, !options.checksum,
               case .success(let stated)? = source, stated.info.kind == .file,
               !options.filter.excludes(name.bytes, isDirectory: false), target.path.lastComponent != nil else { return nil }
         let fs = target.fileSystem
         let directory = target.path.removingLastComponent()
-        let path = directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)")
+        let path = Self.temporaryPath(in: directory)
         let permissions = intendedPermissions(stated.info)
         let exact = createGivesMode(permissions)
         ownTemporaries.withLock { _ = $0.insert(fs.display(path)) }
@@ -897,7 +898,7 @@ public final class Copier: Sendable {
         // Taken by the first attempt only; another writes a temporary of its own.
         let precreated = item.precreated.flatMap { temporary in temporary.take().map { (temporary: temporary, writer: $0) } }
         let writePath = precreated?.temporary.path ?? (options.inplace ? item.destinationPath
-            : directory.appending("\(Self.temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(Self.temporarySuffix)"))
+            : Self.temporaryPath(in: directory))
         changing(item.destinationPath)
         if !options.inplace { ownTemporaries.withLock { _ = $0.insert(targetFS.display(writePath)) } }
         // Renamed or removed by the time this returns (or left to a later run's sweep, after an interrupt).
@@ -990,6 +991,11 @@ public final class Copier: Sendable {
                   !ownTemporaries.withLock({ $0.contains(fs.display(path)) }) else { continue }
             if (try? await fs.remove(path)) != nil { log("removed \(fs.display(path)), a temporary over a day old") }
         }
+    }
+
+    /// A new temporary name in `directory`, random so that runs writing there at once do not meet.
+    static func temporaryPath(in directory: FilePath) -> FilePath {
+        directory.appending("\(temporaryPrefix)\(UInt64.random(in: 0...UInt64.max).hex)\(temporarySuffix)")
     }
 
     /// A name this tool writes under (another run's may be in progress: `--delete` leaves them).

@@ -12,6 +12,14 @@ func temporaries(in directory: String) -> [String] {
         .filter { ($0 as NSString).lastPathComponent.hasPrefix(".nfs-cp-") }
 }
 
+/// This process's umask, read from /proc: setting it to read it would race with
+/// every suite creating files meanwhile.
+func processUmask() throws -> Int {
+    let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+    let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Umask:") })
+    return try #require(Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8))
+}
+
 @Suite("nfs-cp copies files", TestServer.required)
 struct CopyTests {
     @Test("every direction copies every size around the RPC size and 64 MiB exactly")

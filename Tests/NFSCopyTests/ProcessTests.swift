@@ -24,9 +24,7 @@ struct ProcessTests {
         let calls = try String(contentsOfFile: trace, encoding: .utf8)
         #expect(!calls.contains("umask("), "nfs-cp called umask: \(calls)")
         // The umask still applies: without -p a new file gets the source's mode less the umask.
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        let umaskLine = try #require(status.split(separator: "\n").first { $0.hasPrefix("Umask:") })
-        let umask = try #require(Int(umaskLine.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8))
+        let umask = try processUmask()
         let mode = try FileManager.default.attributesOfItem(atPath: scratch.local("dst"))[.posixPermissions] as? Int
         #expect(mode == 0o666 & ~umask, "mode \(String(mode ?? -1, radix: 8)) with umask \(String(umask, radix: 8))")
     }

@@ -52,10 +52,7 @@ struct SingleFileTests {
         let r = try nfsCp(scratch.local("src"), scratch.url("dst").description)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try scratch.readLocal("dst") == bytes)
-        // Read, not set: the suites share this process.
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        let umask = try #require(status.split(separator: "\n").first { $0.hasPrefix("Umask:") }
-            .flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) })
+        let umask = try processUmask()
         #expect(try FileManager.default.attributesOfItem(atPath: scratch.local("dst"))[.posixPermissions] as? Int
                 == 0o750 & ~umask)
         #expect(temporaries(in: scratch.local).isEmpty)
