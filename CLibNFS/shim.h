@@ -334,6 +334,22 @@ static inline const fattr3 *swiftnfs3_getattr_result(const void *res) {
     return &((const GETATTR3res *)res)->GETATTR3res_u.resok.obj_attributes;
 }
 
+// FSINFO of the export's root, for the transfer sizes (an early mount, NFSContext.swift).
+static inline int swiftnfs3_fsinfo_async(struct nfs_context *nfs, const void *fh, size_t fh_length,
+                                         rpc_cb cb, void *private_data) {
+    FSINFO3args args;
+    memset(&args, 0, sizeof(args));
+    swiftnfs_set_fh3(&args.fsroot, fh, fh_length);
+    return SWIFTNFS_RPC3(fsinfo, nfs_get_rpc_context(nfs), cb, &args, private_data);
+}
+
+// The largest READ and WRITE the server takes.
+static inline void swiftnfs3_fsinfo_result(const void *res, uint32_t *rtmax, uint32_t *wtmax) {
+    const FSINFO3resok *ok = &((const FSINFO3res *)res)->FSINFO3res_u.resok;
+    *rtmax = ok->rtmax;
+    *wtmax = ok->wtmax;
+}
+
 // Sets what is given: a mode, size, uid or gid below 0, or `set_times` 0, leaves that attribute as it is.
 // Times are the client's (SET_TO_CLIENT_TIME), to the nanosecond.
 static inline int swiftnfs3_setattr_async(struct nfs_context *nfs, const void *fh, size_t fh_length,

@@ -97,18 +97,21 @@ public final class NFSContext: Sendable {
     public let traversesNestedExports: Bool
     /// The export's root handle as the mount found it (empty over NFSv4).
     let rootHandleBytes: [UInt8]
-    /// How long the mount took: five or more calls one after another, so a fifth
-    /// of it is at least the connection's round trip (and no less than one).
+    /// How long the mount took until this context was returned: five or more calls one
+    /// after another (an early mount's three), so that share of it is at least the
+    /// connection's round trip (and no less than one).
     let mountDuration: Duration
+    /// The round trips `mountDuration` spans: 5, or 3 for an early mount (see ``PendingMount``).
+    let mountRoundTrips: Int
 
     /// How far a sequential reader's READs run ahead: ``readAhead``, but no more
-    /// than 2 GB/s fills in the round trip the mount took (a fifth of it), and at least
+    /// than 2 GB/s fills in the round trip the mount took (its share of `mountDuration`), and at least
     /// ``streamMinimumRequests`` READs. Bytes read ahead are fresh memory the
     /// kernel faults in page by page: on plain loopback a 256 MiB download took
     /// 130 ms with 16 MiB ahead and 110 ms with 4 MiB (7 700 page faults against
     /// 3 300), while a 10 ms link needs the 16 MiB.
     var streamReadAhead: Int {
-        let roundTrip = mountDuration / 5
+        let roundTrip = mountDuration / mountRoundTrips
         let (seconds, attoseconds) = roundTrip.components
         let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
         let carried = Int(min(nanoseconds * Self.assumedBytesPerNanosecond, Double(Int32.max)))
@@ -135,6 +138,13 @@ public final class NFSContext: Sendable {
     /// Maps `nfs_init_context`, `nfs_parse_url_incomplete` (the query) and `nfs_mount` (on libnfs
     /// 6.x, `nfs_mount_async`, driven on the calling thread: see the README's
     /// version notes).
+    ///
+    /// An NFSv3 mount that crosses no nested exports (``NFSOptions/traversesNestedExports``
+    /// false, or the URL's `auto-traverse-mounts=0`) returns sooner on libnfs 4.x-5.x: once the
+    /// MNT reply has given the export's root handle and an FSINFO sent beside libnfs's NULL
+    /// has given the transfer sizes, three round trips where libnfs's mount takes five.
+    /// libnfs's last two calls (FSINFO, GETATTR of the root) then finish on the context's
+    /// service thread; calls by path wait for them, and fail with their error should they fail.
     /// - Throws: ``NFSError`` with `EINVAL` for a malformed URL, the server's
     ///   error (such as `ENOENT` or `EACCES`) for an export it refuses,
     ///   `ECONNREFUSED` when nothing listens, and a timeout error when the
@@ -150,37 +160,106 @@ public final class NFSContext: Sendable {
         guard let nfs = Syscalls.initContext() else {
             throw NFSError(code: .noMemory, operation: "mount", url: url, detail: "nfs_init_context failed")
         }
+        let traverses = options.traversesNestedExports
+            ?? parsed.argument("auto-traverse-mounts").map { $0 != "0" } ?? true
         do {
             try Self.apply(parsed, options, to: nfs)
-            let start = ContinuousClock.now
-            let (rc, message) = BrokenPipeShield.run {
-                VersionQuirks.mountRetransmits
-                    ? RetransmittingMount.mount(nfs, server: parsed.host, export: parsed.filePath)
-                    : (Syscalls.mount(nfs, server: parsed.host, export: parsed.filePath), Syscalls.errorText(nfs))
-            }
-            if rc < 0 {
-                throw Self.mountError(rc, message: message, url: parsed, version: version,
-                                      elapsed: .now - start, timeout: options.effectiveTimeout)
-            }
-            self.readMax = Int(Syscalls.readMax(nfs))
-            self.writeMax = Int(Syscalls.writeMax(nfs))
-            self.rootHandleBytes = version == 4 ? [] : Syscalls.rootHandleBytes(nfs)
-            self.mountDuration = .now - start
-            self.engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
-                                     noDelay: options.noDelay, leaseRenewal: version == 4 ? Self.leaseRenewal : nil)
         } catch {
             Syscalls.destroyContext(nfs)
             throw error
         }
+        // Either takes `nfs` over, destroying it on failure.
+        let mounted = version == 3 && !traverses && Syscalls.apiVersion < 2
+            ? try Self.mountEarly(nfs, url: parsed, options: options)
+            : try Self.mount(nfs, url: parsed, version: version, options: options)
+        (engine, rootHandleBytes, readMax, writeMax) = (mounted.engine, mounted.root, mounted.readMax, mounted.writeMax)
+        (mountDuration, mountRoundTrips) = (mounted.duration, mounted.roundTrips)
         self.url = url
         self.parsedURL = parsed
         self.options = options
         self.version = version == 4 ? .v4 : .v3
         self.readAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
             ?? Self.rpcSize(readMax) * NFSFileHandle.readAheadRequests
-        self.traversesNestedExports = options.traversesNestedExports
-            ?? parsed.argument("auto-traverse-mounts").map { $0 != "0" } ?? true
+        self.traversesNestedExports = traverses
     }
+
+    /// What a mount gives the context.
+    private typealias Mounted = (engine: Engine, root: [UInt8], readMax: Int, writeMax: Int,
+                                 duration: Duration, roundTrips: Int)
+
+    /// libnfs's mount, to its end, on the calling thread; the engine starts after it.
+    /// Takes `nfs` over: destroys it on failure.
+    private static func mount(_ nfs: OpaquePointer, url: NFSURL, version: Int32, options: NFSOptions) throws -> Mounted {
+        do {
+            let start = ContinuousClock.now
+            let (rc, message) = BrokenPipeShield.run {
+                VersionQuirks.mountRetransmits
+                    ? RetransmittingMount.mount(nfs, server: url.host, export: url.filePath)
+                    : (Syscalls.mount(nfs, server: url.host, export: url.filePath), Syscalls.errorText(nfs))
+            }
+            if rc < 0 {
+                throw mountError(rc, message: message, url: url, version: version,
+                                 elapsed: .now - start, timeout: options.effectiveTimeout)
+            }
+            let (readMax, writeMax) = (Int(Syscalls.readMax(nfs)), Int(Syscalls.writeMax(nfs)))
+            let root = version == 4 ? [] : Syscalls.rootHandleBytes(nfs)
+            let duration = ContinuousClock.now - start
+            let engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
+                                    noDelay: options.noDelay, leaseRenewal: version == 4 ? leaseRenewal : nil)
+            return (engine, root, readMax, writeMax, duration, 5)
+        } catch {
+            Syscalls.destroyContext(nfs)
+            throw error
+        }
+    }
+
+    /// The mount of an NFSv3 export without nested exports to cross, on libnfs 4.x-5.x:
+    /// the engine drives libnfs's mount, and this returns once the MNT reply has given the
+    /// root handle and an FSINFO of this package's own, sent beside the mount's NULL, has
+    /// given the transfer sizes; the mount's own FSINFO and GETATTR are still out then, and
+    /// path calls wait for them (see ``PendingMount``). Takes `nfs` over: destroys it on failure.
+    private static func mountEarly(_ nfs: OpaquePointer, url: NFSURL, options: NFSOptions) throws -> Mounted {
+        let start = ContinuousClock.now
+        let timeout = options.effectiveTimeout
+        let mount = PendingMount()
+        let started = BrokenPipeShield.run { mount.start(nfs, server: url.host, export: url.filePath) }
+        guard started else {
+            let message = Syscalls.errorText(nfs)
+            Syscalls.destroyContext(nfs)
+            throw mountError(-EIO, message: message, url: url, version: 3, elapsed: .now - start, timeout: timeout)
+        }
+        let engine: Engine
+        do {
+            engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: timeout,
+                                noDelay: options.noDelay, mount: mount)
+        } catch {
+            Syscalls.destroyContext(nfs)
+            throw error
+        }
+        do {
+            guard let root = mount.waitForRootHandle() else { throw NFSError(code: .ioError, operation: "mount") }
+            let sizes = try engine.perform(Operations.fsinfo(root: root))
+            // As libnfs takes them from its own FSINFO.
+            let (readMax, writeMax) = (min(Int(sizes.readMax), largestXfer), min(Int(sizes.writeMax), largestXfer))
+            guard readMax >= 8192, writeMax >= 8192 else {
+                throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                               detail: "the server's largest READ or WRITE is below 8 KiB (\(readMax), \(writeMax))")
+            }
+            return (engine, root, readMax, writeMax, .now - start, 3)
+        } catch {
+            engine.shutdown()
+            if let result = mount.result, result.status < 0 {
+                throw mountError(result.status, message: result.text, url: url, version: 3,
+                                 elapsed: .now - start, timeout: timeout)
+            }
+            guard var error = error as? NFSError else { throw error }
+            (error.operation, error.path, error.url) = ("mount", nil, url.description)
+            throw error
+        }
+    }
+
+    /// libnfs 4.x-5.x's `NFS_MAX_XFER_SIZE`, to which they cut the server's READ and WRITE sizes.
+    private static let largestXfer = 1 << 20
 
     /// Mounts like ``init(url:options:)`` without blocking a thread of Swift's
     /// cooperative pool: the mount (libnfs's synchronous one, before the
@@ -213,6 +292,7 @@ public final class NFSContext: Sendable {
         traversesNestedExports = other.traversesNestedExports
         rootHandleBytes = other.rootHandleBytes
         mountDuration = other.mountDuration
+        mountRoundTrips = other.mountRoundTrips
         engine = other.engine
     }
 

@@ -57,12 +57,14 @@ final class Engine: Sendable {
     /// (see ``ServiceLoop``), until the service thread destroys it on ``shutdown()``.
     ///
     /// `leaseRenewal`: how often to renew an NFSv4 lease (see ``ServiceLoop/renewLeaseIfDue()``); nil over NFSv3.
-    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool, leaseRenewal: Duration? = nil) throws {
+    /// `mount`: a mount still under way on `nfs`, which the service thread finishes (see ``PendingMount``).
+    init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool, leaseRenewal: Duration? = nil,
+         mount: PendingMount? = nil) throws {
         self.window = max(window, 1)
         let shared = Locked(Shared())
         let wake = try WakePipe()
         let loop = ServiceLoop(nfs: nfs, window: self.window, timeout: timeout, noDelay: noDelay,
-                               leaseRenewal: leaseRenewal, shared: shared, wake: wake)
+                               leaseRenewal: leaseRenewal, mount: mount, shared: shared, wake: wake)
         self.shared = shared
         self.wake = wake
         self.loop = loop
@@ -195,10 +197,16 @@ final class ServiceLoop: @unchecked Sendable {
     private var nextDeadlineCheck = ContinuousClock.now
     private let leaseRenewal: Duration?
     private var lastLeaseRenewal = ContinuousClock.now
+    /// An early mount's state, kept until the context is destroyed (its callback's private data).
+    private let mount: PendingMount?
+    /// True until that mount has ended: only ``EngineRequest/runsBeforeMount`` requests start meanwhile.
+    private var awaitingMount: Bool
 
     init(nfs: OpaquePointer, window: Int, timeout: Duration?, noDelay: Bool, leaseRenewal: Duration?,
-         shared: Locked<Engine.Shared>, wake: WakePipe) {
+         mount: PendingMount?, shared: Locked<Engine.Shared>, wake: WakePipe) {
         self.nfs = nfs
+        self.mount = mount
+        self.awaitingMount = mount != nil
         self.window = window
         self.timeout = timeout
         self.noDelay = noDelay
@@ -222,7 +230,7 @@ final class ServiceLoop: @unchecked Sendable {
                 if dead {
                     _ = Platform.poll(wake: wake.readDescriptor, descriptor: -1, events: 0, milliseconds: -1)
                     wake.drain()
-                } else if !inFlight.isEmpty {
+                } else if !inFlight.isEmpty || awaitingMount {
                     pollAndService(wake: wake.readDescriptor)
                     expireOverdue()
                 }
@@ -255,9 +263,17 @@ final class ServiceLoop: @unchecked Sendable {
             if shared.stopping { return .stop }
             shared.wakePending = false
             let room = dead ? 0 : max(window - inFlight.count, 0)
-            let count = min(room, shared.queue.count)
-            let taken = Array(shared.queue.prefix(count))
-            shared.queue.removeFirst(count)
+            var taken: [EngineRequest]
+            if awaitingMount {
+                // Path calls keep their place in the queue until the mount has ended.
+                taken = Array(shared.queue.lazy.filter(\.runsBeforeMount).prefix(room))
+                let started = Set(taken.map(ObjectIdentifier.init))
+                shared.queue.removeAll { started.contains(ObjectIdentifier($0)) }
+            } else {
+                let count = min(room, shared.queue.count)
+                taken = Array(shared.queue.prefix(count))
+                shared.queue.removeFirst(count)
+            }
             shared.contextFree = taken.isEmpty && isIdle
             return shared.contextFree ? .sleep : .work(taken)
         }
@@ -289,7 +305,7 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// Nothing in flight on a live context; read by the thread that holds the context.
-    var isIdle: Bool { inFlight.isEmpty && !dead }
+    var isIdle: Bool { inFlight.isEmpty && !dead && !awaitingMount }
 
     /// One poll of the connection (and of `wakeDescriptor`, unless negative), then `nfs_service`.
     private func pollAndService(wake wakeDescriptor: Int32) {
@@ -307,6 +323,7 @@ final class ServiceLoop: @unchecked Sendable {
         servicing = true
         let serviced = Syscalls.service(nfs, revents: revents)
         servicing = false
+        if awaitingMount { followMount(serviceFailed: serviced < 0) }
         if serviced < 0 { failInFlight() }
         let failures = transportFailures
         transportFailures.removeAll()
@@ -431,6 +448,30 @@ final class ServiceLoop: @unchecked Sendable {
                                    elapsed: .now - request.created, timeout: timeout, connectionChanged: changed)
     }
 
+    /// After each `nfs_service` of an early mount: notes the root handle once the MNT
+    /// reply has given it, and when the mount has ended, lets path calls start, or
+    /// fails them (and every later call) with the mount's error.
+    private func followMount(serviceFailed: Bool) {
+        guard let mount else { return }
+        if serviceFailed { mount.end(status: -EIO, text: "nfs_service failed") }
+        mount.noteRootHandle(nfs)
+        guard let result = mount.result else { return }
+        awaitingMount = false
+        guard result.status < 0 else { return }
+        let failure = NFSError.fromLibNFS(result: result.status, operation: "mount", path: nil, message: result.text,
+                                          elapsed: .now - mount.started, timeout: timeout)
+        let queued = shared.withLock { shared in
+            shared.lost = true
+            return shared.takeQueue()
+        }
+        for request in queued {
+            var error = failure
+            (error.operation, error.path) = (request.operation, request.path)
+            error.detail = "the mount failed: " + (failure.detail ?? failure.reason)
+            request.finish(error)
+        }
+    }
+
     /// `nfs_service` failed: the connection is gone and libnfs cannot use the context again.
     private func failInFlight() {
         dead = true
@@ -457,6 +498,10 @@ final class ServiceLoop: @unchecked Sendable {
         guard now >= nextDeadlineCheck else { return }
         nextDeadlineCheck = now + .milliseconds(100)
         let limit = timeout + .seconds(2)
+        if awaitingMount, let mount, now - mount.started > limit {
+            mount.end(status: -ETIMEDOUT, text: nil)
+            followMount(serviceFailed: false)
+        }
         let overdue = inFlight.values.filter { now - $0.created > limit }
         let queued = shared.withLock { shared in
             let late = shared.queue.filter { now - $0.created > limit }

@@ -22,7 +22,7 @@ extension Operations {
 
     static func lookup(_ name: FilePath.Component, in directory: NFSObjectHandle,
                        path: FilePath) -> Request<(handle: [UInt8], attributes: NFSStat?)> {
-        Request("lookup", path: path, issue: { nfs, pd in Syscalls.lookup3Async(nfs, directory.bytes, name, pd) },
+        Request(onHandle: "lookup", path: path, issue: { nfs, pd in Syscalls.lookup3Async(nfs, directory.bytes, name, pd) },
                 success: { _, data in Syscalls.lookup3Result(data!) })
     }
 
@@ -43,7 +43,7 @@ extension Operations {
                                 into destination: UnsafeMutableRawBufferPointer,
                                 _ value: @escaping @Sendable ((count: Int, end: Bool)) -> T) -> Request<T> {
         let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: destination.count) : nil
-        return Request("read", path: path, issue: { nfs, pd in
+        return Request(onHandle: "read", path: path, issue: { nfs, pd in
             Syscalls.read3Async(nfs, file.bytes, offset: offset, count: destination.count,
                                 buffer: owned?.buffer.baseAddress, pd)
         }, success: { _, data in
@@ -69,32 +69,32 @@ extension Operations {
 
     private static func write<T>(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes, stable: Bool,
                                  _ value: @escaping @Sendable ((count: Int, stable: Bool)) -> T) -> Request<T> {
-        Request("write", path: path, issue: { nfs, pd in
+        Request(onHandle: "write", path: path, issue: { nfs, pd in
             Syscalls.write3Async(nfs, file.bytes, offset: offset, bytes: UnsafeRawBufferPointer(bytes.buffer),
                                  stable: stable, pd)
         }, success: { _, data in value(Syscalls.write3Result(data!)) })
     }
 
     static func getattr(_ file: NFSObjectHandle, path: FilePath) -> Request<NFSStat> {
-        Request("fstat", path: path, issue: { nfs, pd in Syscalls.getattr3Async(nfs, file.bytes, pd) },
+        Request(onHandle: "fstat", path: path, issue: { nfs, pd in Syscalls.getattr3Async(nfs, file.bytes, pd) },
                 success: { _, data in Syscalls.getattr3Result(data!) })
     }
 
     static func commit(_ file: NFSObjectHandle, path: FilePath) -> Request<Void> {
-        Request("commit", path: path, issue: { nfs, pd in Syscalls.commit3Async(nfs, file.bytes, pd) },
+        Request(onHandle: "commit", path: path, issue: { nfs, pd in Syscalls.commit3Async(nfs, file.bytes, pd) },
                 success: { _, _ in })
     }
 
     static func create(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
                        exclusive: Bool, permissions: Int) -> Request<[UInt8]?> {
-        Request("create", path: path, issue: { nfs, pd in
+        Request(onHandle: "create", path: path, issue: { nfs, pd in
             Syscalls.create3Async(nfs, directory.bytes, name, exclusive: exclusive, mode: permissions, pd)
         }, success: { _, data in Syscalls.create3Result(data!) })
     }
 
     static func makeDirectory(_ name: FilePath.Component, in directory: NFSObjectHandle, path: FilePath,
                               permissions: Int) -> Request<[UInt8]?> {
-        Request("mkdir", path: path, issue: { nfs, pd in
+        Request(onHandle: "mkdir", path: path, issue: { nfs, pd in
             Syscalls.mkdir3Async(nfs, directory.bytes, name, mode: permissions, pd)
         }, success: { _, data in Syscalls.mkdir3Result(data!) })
     }
@@ -103,21 +103,27 @@ extension Operations {
     /// that sets the attribute given, as `truncate`, or `setattr` for several).
     static func setAttributes(_ file: NFSObjectHandle, path: FilePath, _ attributes: NFSNewAttributes,
                               operation: String? = nil) -> Request<Void> {
-        Request(operation ?? attributes.operation, path: path, issue: { nfs, pd in
+        Request(onHandle: operation ?? attributes.operation, path: path, issue: { nfs, pd in
             Syscalls.setattr3Async(nfs, file.bytes, attributes, pd)
         }, success: { _, _ in })
     }
 
     static func rename(_ name: FilePath.Component, in directory: NFSObjectHandle,
                        to newName: FilePath.Component, in newDirectory: NFSObjectHandle, path: FilePath) -> Request<Void> {
-        Request("rename", path: path, issue: { nfs, pd in
+        Request(onHandle: "rename", path: path, issue: { nfs, pd in
             Syscalls.rename3Async(nfs, from: (directory.bytes, name), to: (newDirectory.bytes, newName), pd)
         }, success: { _, _ in })
     }
 
+    /// FSINFO of the export's root: the transfer sizes, for an early mount (see ``PendingMount``).
+    static func fsinfo(root: [UInt8]) -> Request<(readMax: UInt32, writeMax: UInt32)> {
+        Request(onHandle: "mount", path: nil, issue: { nfs, pd in Syscalls.fsinfo3Async(nfs, root, pd) },
+                success: { _, data in Syscalls.fsinfo3Result(data!) })
+    }
+
     static func listPart(_ directory: NFSObjectHandle, path: FilePath, cookie: UInt64, verifier: [UInt8],
                          count: Int) -> Request<Syscalls.ListingPart> {
-        Request("opendir", path: path, issue: { nfs, pd in
+        Request(onHandle: "opendir", path: path, issue: { nfs, pd in
             Syscalls.readdirplus3Async(nfs, directory.bytes, cookie: cookie, verifier: verifier, count: count, pd)
         }, success: { _, data in Syscalls.readdirplus3Result(data!) })
     }

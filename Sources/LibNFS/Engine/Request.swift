@@ -33,6 +33,10 @@ class EngineRequest: @unchecked Sendable {
     /// The libnfs file handle this request closes: the engine starts it only once
     /// no request using that handle is in flight.
     var closesFile: OpaquePointer?
+    /// True for an NFSv3 call on a handle (libnfs's raw RPC layer, which needs only the
+    /// connection) and for inline work: it may start while an early mount's last calls
+    /// are still out (see ``PendingMount``), where a path call waits for them.
+    var runsBeforeMount = false
     let lock = ConditionLock()
     /// Set once the outcome is decided; guarded by `lock`.
     var isFinished = false
@@ -101,12 +105,21 @@ final class Request<T: Sendable>: EngineRequest, @unchecked Sendable {
         super.init(operation: operation, path: path)
     }
 
+    /// An NFSv3 call on a handle, through libnfs's raw RPC layer (see ``runsBeforeMount``).
+    convenience init(onHandle operation: String, path: FilePath?,
+                     issue: @escaping (OpaquePointer, UnsafeMutableRawPointer) -> Int32,
+                     success: @escaping (Int32, UnsafeMutableRawPointer?) -> T) {
+        self.init(operation, path: path, issue: issue, success: success)
+        runsBeforeMount = true
+    }
+
     /// Work on the context that needs no RPC but must run on the thread holding the context.
     init(_ operation: String, inline: @escaping (OpaquePointer) -> T) {
         issueBody = { _, _ in -1 }
         successBody = { _, _ in fatalError("an inline request has no callback") }
         inlineBody = inline
         super.init(operation: operation, path: nil)
+        runsBeforeMount = true
     }
 
     override var runsInline: Bool { inlineBody != nil }

@@ -132,6 +132,18 @@ extension Syscalls {
         NFSStat(swiftnfs3_getattr_result(reply)!.pointee)
     }
 
+    static func fsinfo3Async(_ nfs: Context, _ root: [UInt8], _ pd: PrivateData) -> Int32 {
+        root.withUnsafeBytes { swiftnfs3_fsinfo_async(nfs, $0.baseAddress, $0.count, HandleCallback.function, pd) }
+    }
+
+    /// The largest READ and WRITE an FSINFO reply allows.
+    static func fsinfo3Result(_ reply: UnsafeMutableRawPointer) -> (readMax: UInt32, writeMax: UInt32) {
+        var readMax: UInt32 = 0
+        var writeMax: UInt32 = 0
+        swiftnfs3_fsinfo_result(reply, &readMax, &writeMax)
+        return (readMax, writeMax)
+    }
+
     static func rename3Async(_ nfs: Context, from: ([UInt8], FilePath.Component), to: ([UInt8], FilePath.Component),
                              _ pd: PrivateData) -> Int32 {
         from.0.withUnsafeBytes { fromDir in
