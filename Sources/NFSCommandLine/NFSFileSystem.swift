@@ -91,7 +91,13 @@ public struct NFSFileSystem: CopyFileSystem {
         }
     }
 
-    public func list(_ path: FilePath) async throws -> [FilePath.Component] { try await translate(path) { try await context.listdir(path) } }
+    /// By handle where the directory's is known: READDIRPLUS on it, where a path call looks it up first.
+    public func list(_ path: FilePath) async throws -> [FilePath.Component] {
+        if let handles, let directory = await handles.handle(of: path) {
+            return try await translate(path) { try await context.list(directory, path: path) }.map(\.name)
+        }
+        return try await translate(path) { try await context.listdir(path) }
+    }
     /// By handle where the parent's is known: one MKDIR, whose answer is the new
     /// directory's handle, where a path call looks the parent up first and the
     /// copy then looks the new directory up for the files it puts there.
