@@ -32,9 +32,7 @@ final class PendingMount: @unchecked Sendable {
             if let nfs { mount.noteRootHandle(nfs) }
             return mount.end(status: 0, text: nil)
         }
-        // As in `RetransmittingMount`: the failed call's own text, else the context's.
-        let text = data.map { Syscalls.text($0.assumingMemoryBound(to: CChar.self)) } ?? ""
-        mount.end(status: status, text: text.isEmpty ? nfs.flatMap(Syscalls.errorText) : text)
+        mount.end(status: status, text: Syscalls.mountFailureText(nfs, data))
     }
 
     /// Issues `nfs_mount_async` on the calling thread, which holds the context until the engine starts.

@@ -24,10 +24,7 @@ enum RetransmittingMount {
         let outcome = Unmanaged<Outcome>.fromOpaque(privateData).takeRetainedValue()
         outcome.status = status
         guard status < 0 else { return }
-        // libnfs hands a failed call's own text ("Command timed out") to the
-        // callback; the context's error may still hold an earlier one.
-        let text = data.map { Syscalls.text($0.assumingMemoryBound(to: CChar.self)) } ?? ""
-        outcome.text = text.isEmpty ? nfs.flatMap(Syscalls.errorText) : text
+        outcome.text = Syscalls.mountFailureText(nfs, data)
     }
 
     /// Mounts `export` on `server` as `nfs_mount` does; returns its result

@@ -32,6 +32,13 @@ internal enum Syscalls {
     static func errorText(_ nfs: Context) -> String? {
         nfs_get_error(nfs).map { text(UnsafePointer($0)) }
     }
+    /// A failed mount's text, from inside its callback: libnfs hands a failed call's own
+    /// text ("Command timed out") to the callback, while the context's error may still
+    /// hold an earlier one; the context's only when the callback got none.
+    static func mountFailureText(_ nfs: Context?, _ data: UnsafeMutableRawPointer?) -> String? {
+        let own = data.map { text($0.assumingMemoryBound(to: CChar.self)) } ?? ""
+        return own.isEmpty ? nfs.flatMap(errorText) : own
+    }
 
     /// A C string from libnfs, escaped as ``errorText(_:)`` is.
     static func text(_ text: UnsafePointer<CChar>) -> String {
