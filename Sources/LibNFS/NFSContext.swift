@@ -97,22 +97,19 @@ public final class NFSContext: Sendable {
     public let traversesNestedExports: Bool
     /// The export's root handle as the mount found it (empty over NFSv4).
     let rootHandleBytes: [UInt8]
-    /// How long the mount took until this context was returned: five or more calls one
-    /// after another (an early mount's three), so that share of it is at least the
-    /// connection's round trip (and no less than one).
-    let mountDuration: Duration
-    /// The round trips `mountDuration` spans: 5, or 3 for an early mount (see ``PendingMount``).
-    let mountRoundTrips: Int
+    /// The connection's round trip as the mount saw it: the time until this context was
+    /// returned over the calls made one after another meanwhile (five, or an early mount's
+    /// three), so at least the real round trip (and no less than one).
+    let mountRoundTrip: Duration
 
     /// How far a sequential reader's READs run ahead: ``readAhead``, but no more
-    /// than 2 GB/s fills in the round trip the mount took (its share of `mountDuration`), and at least
+    /// than 2 GB/s fills in the mount's round trip (``mountRoundTrip``), and at least
     /// ``streamMinimumRequests`` READs. Bytes read ahead are fresh memory the
     /// kernel faults in page by page: on plain loopback a 256 MiB download took
     /// 130 ms with 16 MiB ahead and 110 ms with 4 MiB (7 700 page faults against
     /// 3 300), while a 10 ms link needs the 16 MiB.
     var streamReadAhead: Int {
-        let roundTrip = mountDuration / mountRoundTrips
-        let (seconds, attoseconds) = roundTrip.components
+        let (seconds, attoseconds) = mountRoundTrip.components
         let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
         let carried = Int(min(nanoseconds * Self.assumedBytesPerNanosecond, Double(Int32.max)))
         return min(readAhead, max(carried, readSize * Self.streamMinimumRequests))
@@ -173,7 +170,7 @@ public final class NFSContext: Sendable {
             ? try Self.mountEarly(nfs, url: parsed, options: options)
             : try Self.mount(nfs, url: parsed, version: version, options: options)
         (engine, rootHandleBytes, readMax, writeMax) = (mounted.engine, mounted.root, mounted.readMax, mounted.writeMax)
-        (mountDuration, mountRoundTrips) = (mounted.duration, mounted.roundTrips)
+        mountRoundTrip = mounted.roundTrip
         self.url = url
         self.parsedURL = parsed
         self.options = options
@@ -184,8 +181,7 @@ public final class NFSContext: Sendable {
     }
 
     /// What a mount gives the context.
-    private typealias Mounted = (engine: Engine, root: [UInt8], readMax: Int, writeMax: Int,
-                                 duration: Duration, roundTrips: Int)
+    private typealias Mounted = (engine: Engine, root: [UInt8], readMax: Int, writeMax: Int, roundTrip: Duration)
 
     /// libnfs's mount, to its end, on the calling thread; the engine starts after it.
     /// Takes `nfs` over: destroys it on failure.
@@ -206,7 +202,7 @@ public final class NFSContext: Sendable {
             let duration = ContinuousClock.now - start
             let engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
                                     noDelay: options.noDelay, leaseRenewal: version == 4 ? leaseRenewal : nil)
-            return (engine, root, readMax, writeMax, duration, 5)
+            return (engine, root, readMax, writeMax, duration / 5)
         } catch {
             Syscalls.destroyContext(nfs)
             throw error
@@ -245,7 +241,7 @@ public final class NFSContext: Sendable {
                 throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
                                detail: "the server's largest READ or WRITE is below 8 KiB (\(readMax), \(writeMax))")
             }
-            return (engine, root, readMax, writeMax, .now - start, 3)
+            return (engine, root, readMax, writeMax, (.now - start) / 3)
         } catch {
             engine.shutdown()
             if let result = mount.result, result.status < 0 {
@@ -291,8 +287,7 @@ public final class NFSContext: Sendable {
         readAhead = other.readAhead
         traversesNestedExports = other.traversesNestedExports
         rootHandleBytes = other.rootHandleBytes
-        mountDuration = other.mountDuration
-        mountRoundTrips = other.mountRoundTrips
+        mountRoundTrip = other.mountRoundTrip
         engine = other.engine
     }
 

@@ -60,7 +60,7 @@ struct StreamingTests {
         defer { try? nfs.close() }
         #expect(nfs.readAhead == 64 << 20)
         #expect(nfs.streamReadAhead < nfs.readAhead && nfs.streamReadAhead >= 4 * nfs.readSize,
-                "\(nfs.streamReadAhead) bytes ahead after a mount of \(nfs.mountDuration)")
+                "\(nfs.streamReadAhead) bytes ahead after a mount whose round trip took \(nfs.mountRoundTrip)")
     }
 
     @Test("an async sequential reader gets exactly the bytes on disk to the end")
