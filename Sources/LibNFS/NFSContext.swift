@@ -60,9 +60,16 @@ public final class NFSContext: Sendable {
     /// The parsed form of ``url``.
     public let parsedURL: NFSURL
     /// The largest read the server accepts in one RPC (FSINFO `rtmax`), in bytes.
-    public let readMax: Int
-    /// The largest write the server accepts in one RPC (FSINFO `wtmax`), in bytes.
-    public let writeMax: Int
+    ///
+    /// With ``NFSOptions/returnsAtRootHandle``, read before the mount's FSINFO has
+    /// answered, it waits for that reply; it is 0 when that FSINFO failed (and then
+    /// so do the context's calls).
+    public var readMax: Int { transferSizes.value.readMax }
+    /// The largest write the server accepts in one RPC (FSINFO `wtmax`), in bytes
+    /// (waiting as ``readMax`` does).
+    public var writeMax: Int { transferSizes.value.writeMax }
+    /// ``readMax`` and ``writeMax``, or their reply still to come.
+    private let transferSizes: TransferSizes
     /// The size of the READ RPCs this context sends: ``readMax``, at most
     /// ``largestRPC``, and 64 KiB where the server gave none.
     public var readSize: Int { Self.rpcSize(readMax) }
@@ -90,7 +97,9 @@ public final class NFSContext: Sendable {
     public let version: NFSOptions.Version
     /// How far a file handle reads ahead of a sequential reader, in bytes: the
     /// options' ``NFSOptions/readahead``, else the URL's `readahead`, else 8 × ``readSize``.
-    public let readAhead: Int
+    public var readAhead: Int { chosenReadAhead ?? readSize * NFSFileHandle.readAheadRequests }
+    /// The options' or the URL's read-ahead.
+    private let chosenReadAhead: Int?
     /// Whether paths cross into exports nested below this one (libnfs's
     /// `auto-traverse-mounts`): the options' ``NFSOptions/traversesNestedExports``,
     /// else the URL's `auto-traverse-mounts`, else true.
@@ -142,6 +151,8 @@ public final class NFSContext: Sendable {
     /// has given the transfer sizes, three round trips where libnfs's mount takes five.
     /// libnfs's last two calls (FSINFO, GETATTR of the root) then finish on the context's
     /// service thread; calls by path wait for them, and fail with their error should they fail.
+    /// With ``NFSOptions/returnsAtRootHandle`` it returns at the MNT reply, two round trips
+    /// in, and the transfer sizes arrive with the first calls.
     /// - Throws: ``NFSError`` with `EINVAL` for a malformed URL, the server's
     ///   error (such as `ENOENT` or `EACCES`) for an export it refuses,
     ///   `ECONNREFUSED` when nothing listens, and a timeout error when the
@@ -169,19 +180,18 @@ public final class NFSContext: Sendable {
         let mounted = version == 3 && !traverses && Syscalls.apiVersion < 2
             ? try Self.mountEarly(nfs, url: parsed, options: options)
             : try Self.mount(nfs, url: parsed, version: version, options: options)
-        (engine, rootHandleBytes, readMax, writeMax) = (mounted.engine, mounted.root, mounted.readMax, mounted.writeMax)
+        (engine, rootHandleBytes, transferSizes) = (mounted.engine, mounted.root, mounted.sizes)
         mountRoundTrip = mounted.roundTrip
         self.url = url
         self.parsedURL = parsed
         self.options = options
         self.version = version == 4 ? .v4 : .v3
-        self.readAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
-            ?? Self.rpcSize(readMax) * NFSFileHandle.readAheadRequests
+        self.chosenReadAhead = options.readahead ?? parsed.argument("readahead").flatMap { Int($0) }
         self.traversesNestedExports = traverses
     }
 
     /// What a mount gives the context.
-    private typealias Mounted = (engine: Engine, root: [UInt8], readMax: Int, writeMax: Int, roundTrip: Duration)
+    private typealias Mounted = (engine: Engine, root: [UInt8], sizes: TransferSizes, roundTrip: Duration)
 
     /// libnfs's mount, to its end, on the calling thread; the engine starts after it.
     /// Takes `nfs` over: destroys it on failure.
@@ -202,7 +212,7 @@ public final class NFSContext: Sendable {
             let duration = ContinuousClock.now - start
             let engine = try Engine(nfs: nfs, window: options.maxRequestsInFlight, timeout: options.effectiveTimeout,
                                     noDelay: options.noDelay, leaseRenewal: version == 4 ? leaseRenewal : nil)
-            return (engine, root, readMax, writeMax, duration / 5)
+            return (engine, root, TransferSizes(readMax: readMax, writeMax: writeMax), duration / 5)
         } catch {
             Syscalls.destroyContext(nfs)
             throw error
@@ -212,7 +222,8 @@ public final class NFSContext: Sendable {
     /// The mount of an NFSv3 export without nested exports to cross, on libnfs 4.x-5.x:
     /// the engine drives libnfs's mount, and this returns once the MNT reply has given the
     /// root handle and an FSINFO of this package's own, sent beside the mount's NULL, has
-    /// given the transfer sizes; the mount's own FSINFO and GETATTR are still out then, and
+    /// given the transfer sizes (or, with ``NFSOptions/returnsAtRootHandle``, once that FSINFO
+    /// is sent); the mount's own FSINFO and GETATTR are still out then, and
     /// path calls wait for them (see ``PendingMount``). Takes `nfs` over: destroys it on failure.
     private static func mountEarly(_ nfs: OpaquePointer, url: NFSURL, options: NFSOptions) throws -> Mounted {
         let start = ContinuousClock.now
@@ -234,14 +245,15 @@ public final class NFSContext: Sendable {
         }
         do {
             guard let root = mount.waitForRootHandle() else { throw NFSError(code: .ioError, operation: "mount") }
-            let sizes = try engine.perform(Operations.fsinfo(root: root))
-            // As libnfs takes them from its own FSINFO.
-            let (readMax, writeMax) = (min(Int(sizes.readMax), largestXfer), min(Int(sizes.writeMax), largestXfer))
-            guard readMax >= 8192, writeMax >= 8192 else {
-                throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
-                               detail: "the server's largest READ or WRITE is below 8 KiB (\(readMax), \(writeMax))")
+            if options.returnsAtRootHandle {
+                let sizes = TransferSizes()
+                engine.submit(Operations.fsinfo(root: root).whenDone { reply in
+                    sizes.arrive(reply.flatMap { reply in Result { try transferSizes(reply, url: url) } })
+                })
+                return (engine, root, sizes, (.now - start) / 2)
             }
-            return (engine, root, readMax, writeMax, (.now - start) / 3)
+            let sizes = try transferSizes(engine.perform(Operations.fsinfo(root: root)), url: url)
+            return (engine, root, TransferSizes(readMax: sizes.readMax, writeMax: sizes.writeMax), (.now - start) / 3)
         } catch {
             engine.shutdown()
             if let result = mount.result, result.status < 0 {
@@ -252,6 +264,18 @@ public final class NFSContext: Sendable {
             (error.operation, error.path, error.url) = ("mount", nil, url.description)
             throw error
         }
+    }
+
+    /// An FSINFO reply's READ and WRITE sizes, as libnfs takes them from its own
+    /// (cut to ``largestXfer``; below 8 KiB refused).
+    private static func transferSizes(_ reply: (readMax: UInt32, writeMax: UInt32),
+                                      url: NFSURL) throws -> (readMax: Int, writeMax: Int) {
+        let (readMax, writeMax) = (min(Int(reply.readMax), largestXfer), min(Int(reply.writeMax), largestXfer))
+        guard readMax >= 8192, writeMax >= 8192 else {
+            throw NFSError(code: .invalidArgument, operation: "mount", url: url.description,
+                           detail: "the server's largest READ or WRITE is below 8 KiB (\(readMax), \(writeMax))")
+        }
+        return (readMax, writeMax)
     }
 
     /// libnfs 4.x-5.x's `NFS_MAX_XFER_SIZE`, to which they cut the server's READ and WRITE sizes.
@@ -280,11 +304,10 @@ public final class NFSContext: Sendable {
     private init(taking other: NFSContext) {
         url = other.url
         parsedURL = other.parsedURL
-        readMax = other.readMax
-        writeMax = other.writeMax
+        transferSizes = other.transferSizes
         options = other.options
         version = other.version
-        readAhead = other.readAhead
+        chosenReadAhead = other.chosenReadAhead
         traversesNestedExports = other.traversesNestedExports
         rootHandleBytes = other.rootHandleBytes
         mountRoundTrip = other.mountRoundTrip

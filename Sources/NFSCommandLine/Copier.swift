@@ -45,8 +45,11 @@ public struct CopyOptions: Sendable {
     /// - Exports nested below the one named are not crossed unless the URL says
     ///   `auto-traverse-mounts=1`, as a Linux kernel's NFSv3 mount: finding them costs every
     ///   mount a round trip (MOUNT's EXPORT), and with them crossed the copy keeps to path calls.
+    /// - The mount returns at the MNT reply (`returnsAtRootHandle`): the first LOOKUP, CREATE
+    ///   and listing go out beside the FSINFO that brings the transfer sizes, a round trip
+    ///   sooner (a 64 MiB download at 10 ms: 0.157 s against 0.165 s, medians of 8 rounds).
     public var nfs = NFSOptions(readahead: 32 << 20, writeBehind: 8 << 20, unmountsOnClose: false,
-                                traversesNestedExports: false)
+                                traversesNestedExports: false, returnsAtRootHandle: true)
     public init() {}
 }
 

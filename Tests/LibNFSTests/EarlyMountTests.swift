@@ -1,5 +1,5 @@
 import Foundation
-import LibNFS
+@_spi(Handles) import LibNFS
 import NFSTestSupport
 import SystemPackage
 import Testing
@@ -103,4 +103,99 @@ struct EarlyMountTests {
         }
         #expect(time < .seconds(9), "took \(time)")
     }
+
+    // MARK: Returning at the root handle
+
+    /// Whether a mount of `server` with these options is an early one (NFSv3 on libnfs 4.x-5.x).
+    func mountsEarly(_ server: TestServer) -> Bool { server.protocolVersion == 3 && NFSLibrary.apiVersion < 2 }
+
+    var returningAtRootHandle: NFSOptions {
+        var options = options
+        options.returnsAtRootHandle = true
+        return options
+    }
+
+    @Test("returning at the root handle, the sizes are libnfs's and calls by handle right after get the bytes on disk")
+    func rootHandleReturnSizesAndBytes() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("root-handle-return")
+        defer { scratch.cleanUp() }
+        let bytes = randomBytes(3_000_000)
+        try scratch.writeLocal("f", bytes)
+        let proxied = try ProxiedServer(server, directory: scratch.url(), replyDelay: .milliseconds(150))
+        defer { proxied.shutdown() }
+        let nfs = try await NFSContext(url: proxied.url.description, options: returningAtRootHandle)
+        var read: [UInt8] = []
+        if server.protocolVersion == 3 {
+            // Sent before the sizes are asked for: the LOOKUP goes out beside the mount's FSINFO.
+            let found = try await nfs.lookup("f", in: nfs.rootHandle, path: "/f")
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: nfs.readSize, alignment: 1)
+            defer { buffer.deallocate() }
+            while true {
+                let reply = try await nfs.read(found.handle, path: "/f", offset: UInt64(read.count), into: buffer)
+                read += buffer[..<reply.count]
+                if reply.end || reply.count == 0 { break }
+            }
+        } else {
+            // NFSv4 has no calls on handles (and no early mount).
+            read = try await nfs.withFile("/f") { try await $0.readAll() }
+        }
+        let pathSize = try await nfs.stat("/f").size
+        let whole = try server.mount(NFSOptions(timeout: .seconds(5)))
+        defer { try? whole.close() }
+        #expect(nfs.readMax == whole.readMax && nfs.writeMax == whole.writeMax,
+                "\(nfs.readMax)/\(nfs.writeMax) against libnfs's \(whole.readMax)/\(whole.writeMax)")
+        try await nfs.close()
+        #expect(read == (try scratch.readLocal("f")))
+        #expect(pathSize == UInt64(bytes.count))
+    }
+
+    @Test("returning at the root handle, an NFS port that never answers fails the first call, and the sizes read 0")
+    func rootHandleReturnSilentNFSPort() throws {
+        let server = try TestServer.require()
+        let listener = try SilentListener()
+        let url = withNFSPort(server.url, listener.port)
+        var options = returningAtRootHandle
+        options.timeout = .seconds(2)
+        let (_, time) = try timed {
+            guard mountsEarly(server) else {
+                // Every other mount waits for the NFS connection, as without the option.
+                #expect {
+                    _ = try NFSContext(url: url.description, options: options)
+                } throws: { error in (error as? NFSError)?.operation == "mount" }
+                return
+            }
+            let nfs = try NFSContext(url: url.description, options: options)
+            #expect {
+                _ = try nfs.stat("/")
+            } throws: { error in
+                guard let error = error as? NFSError else { return false }
+                return error.isTimeout || error.code == .connectionReset
+            }
+            #expect(nfs.readMax == 0 && nfs.writeMax == 0)
+            #expect(nfs.readSize == 65536, "a server that gave no size")
+            try? nfs.close()
+        }
+        #expect(time < .seconds(12), "took \(time)")
+    }
+
+    @Test("returning at the root handle, a context closed before the FSINFO answered gives sizes without waiting for it")
+    func rootHandleReturnClosedAtOnce() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("root-handle-close")
+        defer { scratch.cleanUp() }
+        let proxied = try ProxiedServer(server, directory: scratch.url(), replyDelay: .milliseconds(300))
+        defer { proxied.shutdown() }
+        var options = returningAtRootHandle
+        options.timeout = .seconds(30)
+        let (_, time) = try timed {
+            let nfs = try NFSContext(url: proxied.url.description, options: options)
+            try nfs.close()
+            _ = nfs.readMax
+            #expect(throws: NFSError.self) { try nfs.stat("/") }
+        }
+        // The mount's two round trips and its close (about 2.5 s), not the FSINFO's timeout.
+        #expect(time < .seconds(15), "took \(time)")
+    }
 }
+
