@@ -105,6 +105,84 @@ extension NFSContext {
         return try await run(Operations.read(file, path: path, offset: offset, into: target))
     }
 
+    /// Copies the first `count` bytes of `file` into the local file `descriptor`, at the
+    /// same offsets: READs of ``readSize`` stay in flight, as many as a stream reads ahead
+    /// (``readAhead``, cut to what the mount's round trip needs), and the context's service
+    /// thread writes each reply's bytes with `pwrite` straight from the reply. So the bytes
+    /// are copied once less than through ``read(_:path:offset:into:)`` and a buffer, and
+    /// written on the core that received them, with no thread of the caller's in between.
+    ///
+    /// Nothing is written past `count`; whether the file goes on past it is checked (by
+    /// the READ that reaches it, else one READ of a byte at `count`).
+    /// - Parameters:
+    ///   - descriptor: open for writing; it must stay open until this returns or throws.
+    ///   - progress: called in this task with each READ's count once its bytes are written;
+    ///     an error it throws stops the copy (the READs still out are abandoned) and is rethrown.
+    /// - Returns: the file's length as the READs found it, at most `count + 1`: `count` when
+    ///   it ends there, less when it ended sooner (the bytes past that end are not written),
+    ///   `count + 1` when it goes on.
+    /// - Throws: ``NFSError`` for a READ; the `Errno` of a failed local write.
+    public func read(_ file: NFSObjectHandle, path: FilePath, count: UInt64, writingTo descriptor: FileDescriptor,
+                     progress: (Int) throws -> Void = { _ in }) async throws -> UInt64 {
+        try requireObjectHandles("read", path)
+        let piece = readSize
+        let window = max(streamReadAhead / piece, Self.streamMinimumRequests)
+        // Replies are taken as they come, not in order: a server answers out of order,
+        // and a slot waiting behind a late one would leave the window short meanwhile.
+        let (replies, sink) = AsyncStream.makeStream(of: (id: Int, result: Result<Operations.DescriptorRead, any Error>).self)
+        defer { sink.finish() }
+        var pending: [Int: (offset: UInt64, count: Int, request: Request<Operations.DescriptorRead>)] = [:]
+        var sent = 0
+        func send(_ offset: UInt64, _ count: Int) {
+            let id = sent
+            sent += 1
+            let request = Operations.read(file, path: path, offset: offset, count: count, writingTo: descriptor)
+                .whenDone { sink.yield((id, $0)) }
+            pending[id] = (offset, count, request)
+            engine.submit(request)
+        }
+        var next: UInt64 = 0
+        var length: UInt64?
+        var answers = replies.makeAsyncIterator()
+        do {
+            try Task.checkCancellation()
+            while true {
+                while pending.count < window && next < count && length == nil {
+                    let size = Int(min(UInt64(piece), count - next))
+                    send(next, size)
+                    next += UInt64(size)
+                }
+                guard !pending.isEmpty else { break }
+                guard let (id, result) = await answers.next() else { throw CancellationError() }
+                guard let (offset, asked, _) = pending.removeValue(forKey: id) else { continue }
+                let reply = try result.get()
+                if let failure = reply.failure { throw failure }
+                try progress(reply.count)
+                let end = offset + UInt64(reply.count)
+                if reply.count < asked && reply.end {
+                    length = min(length ?? end, end)
+                } else if reply.count < asked {
+                    // A server may answer short before the end: the rest is read again.
+                    guard reply.count > 0 else {
+                        throw NFSError(code: .ioError, operation: "read", path: path,
+                                       detail: "the server answered a READ at \(offset) with no bytes, before the end of the file")
+                    }
+                    send(end, asked - reply.count)
+                } else if end == count && reply.end {
+                    length = length ?? count
+                }
+            }
+            if let length { return length }
+            let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+            defer { byte.deallocate() }
+            let probe = try await run(Operations.read(file, path: path, offset: count, into: byte))
+            return probe.count > 0 ? count + 1 : count
+        } catch {
+            for (_, _, request) in pending.values { request.finish(error) }
+            throw noted(error)
+        }
+    }
+
     /// Writes every byte of `bytes` at `offset`, in WRITEs of ``writeSize``
     /// sent together, or throws.
     /// - Parameter stable: asks the server to have the bytes on stable storage before

@@ -955,9 +955,19 @@ public final class Copier: Sendable {
                            permissions: Int?) async throws {
         let chunk = max(sourceFS.chunkSize, targetFS.chunkSize)
         let connection = writer.connectionIdentity
-        let digest = try await transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
+        let digest: [UInt8]?
+        if !options.verify && !options.sparse, let direct = reader as? any DescriptorCopying, direct.copiesToDescriptors,
+           let local = writer as? LocalFile {
+            // No digest to make and no holes to keep: the bytes go from each READ's reply into the file.
+            do { try await direct.copy(size: item.info.size, to: local.fd, progress: progress) } catch let error as Errno {
+                throw FileOperationError(code: error, operation: "write", path: local.path)
+            }
+            digest = nil
+        } else {
+            digest = try await transfer(from: reader, to: writer, size: item.info.size, chunkSize: chunk,
                                         sourceName: sourceFS.display(item.sourcePath), hashing: options.verify,
                                         sparse: options.sparse, progress: progress)
+        }
         // Through the open file, without a lookup, while the owner may still write
         // (a mode without owner write is set by path after the close, as before).
         let setEarly = (!options.inplace || options.preserve) && (permissions ?? 0) & 0o200 != 0

@@ -42,6 +42,18 @@ extension FileReader {
     public func willReadWhole(size: UInt64) {}
 }
 
+/// A reader that can write its whole file into a local one by itself, with none of the
+/// transfer's buffers between them (an NFS file read by handle: see `NFSReader`).
+protocol DescriptorCopying: FileReader {
+    /// Whether ``copy(size:to:progress:)`` can run for this file.
+    var copiesToDescriptors: Bool { get }
+    /// Writes the file's `size` bytes at the same offsets of `descriptor`, adding each
+    /// piece to `progress` and checking ``Interrupt`` between pieces.
+    /// - Throws: ``SourceChanged`` when the file does not end at `size`; the `Errno` of a
+    ///   failed write to `descriptor`, for the caller to name its path.
+    func copy(size: UInt64, to descriptor: FileDescriptor, progress: ProgressLine) async throws
+}
+
 /// A writable open file; writes write everything or throw.
 public protocol FileWriter: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer) async throws

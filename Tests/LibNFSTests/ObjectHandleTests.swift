@@ -279,4 +279,47 @@ struct ObjectHandleTests {
             (error as? NFSError).map { $0.code == .fileExists && $0.description.contains(scratch.path("d")) } == true
         }
     }
+
+    @Test("a file read by handle into a local descriptor lands byte for byte, and the length found tells a file that ends early or goes on")
+    func readIntoDescriptor() async throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("handles-descriptor")
+        defer { scratch.cleanUp() }
+        guard let nfs = try await Self.v3Context(server) else { return }
+        defer { try? nfs.close() }
+        // Several READs' worth and a piece, so that READs are in flight together and one is short.
+        let bytes = randomBytes(nfs.readSize * 5 + 4321)
+        try scratch.writeLocal("f", bytes)
+        let file = try await nfs.handle(of: FilePath(scratch.path("f")))
+        let path = FilePath(scratch.path("f"))
+        let local = NSTemporaryDirectory() + "handles-descriptor-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        for (count, found) in [(UInt64(bytes.count), UInt64(bytes.count)),       // the whole file, which ends there
+                               (UInt64(bytes.count - 10), UInt64(bytes.count - 9)), // less: it goes on
+                               (UInt64(nfs.readSize * 2), UInt64(nfs.readSize * 2 + 1)), // less, ending on a READ: one byte more is read
+                               (UInt64(bytes.count + 100), UInt64(bytes.count))] {   // more: it ends sooner
+            let fd = try FileDescriptor.open(FilePath(local), .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
+            var reported = 0
+            let length: UInt64
+            do {
+                length = try await nfs.read(file, path: path, count: count, writingTo: fd) { reported += $0 }
+                try fd.close()
+            } catch {
+                try? fd.close()
+                throw error
+            }
+            #expect(length == found, "asked \(count)")
+            let written = [UInt8](try Data(contentsOf: URL(fileURLWithPath: local)))
+            #expect(written == Array(bytes.prefix(Int(min(count, UInt64(bytes.count))))), "asked \(count)")
+            #expect(reported >= written.count, "progress for \(count): \(reported)")
+        }
+        // A descriptor that cannot be written: the local write's errno, not the server's.
+        let readOnly = try FileDescriptor.open(FilePath(scratch.local("f")), .readOnly)
+        defer { try? readOnly.close() }
+        await #expect(throws: Errno.badFileDescriptor) {
+            _ = try await nfs.read(file, path: path, count: UInt64(bytes.count), writingTo: readOnly)
+        }
+        #expect(try scratch.readLocal("f") == bytes)
+    }
 }
+

@@ -184,6 +184,57 @@ struct CopyEdgeTests {
         #expect(temporaries(in: scratch.local).isEmpty)
     }
 
+    @Test("an NFS source that grows during a download fails that file and leaves nothing, never loops")
+    func growingNFSSource() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-grow-down")
+        defer { scratch.cleanUp() }
+        let local = NSTemporaryDirectory() + "nfs-cp-grow-down-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try makeSparseFile(scratch.local("src"), size: 1 << 30, markers: [0: [7]])
+        // Appended to on the server's disk before the copy starts and all through it.
+        let appender = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.local("src")))
+        try appender.seekToEnd()
+        try appender.write(contentsOf: Data(repeating: 0xAB, count: 64 << 10))
+        let copy = try Tool.start("nfs-cp", [scratch.url("src").description, local + "/dst"])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while copy.process.isRunning && ContinuousClock.now < deadline {
+            try appender.write(contentsOf: Data(repeating: 0xAB, count: 64 << 10))
+        }
+        try appender.close()
+        let r = try copy.wait(timeout: .seconds(60))
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("grew during the copy"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: local + "/dst"))
+        #expect(temporaries(in: local).isEmpty)
+    }
+
+    @Test("an NFS source that shrinks during a download fails that file and leaves nothing")
+    func shrinkingNFSSource() throws {
+        let server = try TestServer.require()
+        let scratch = try server.scratch("cpe-shrink-down")
+        defer { scratch.cleanUp() }
+        let local = NSTemporaryDirectory() + "nfs-cp-shrink-down-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try makeSparseFile(scratch.local("src"), size: 2 << 30, markers: [0: [7]])
+        let copy = try Tool.start("nfs-cp", [scratch.url("src").description, local + "/dst"])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while copy.process.isRunning && ContinuousClock.now < deadline && temporaries(in: local).isEmpty {
+            usleep(5_000)
+        }
+        let started = !temporaries(in: local).isEmpty
+        // Cut on the server's disk to 1 MiB within milliseconds of the temporary appearing.
+        truncate(scratch.local("src"), 1 << 20)
+        #expect(started, "the copy never started writing")
+        let r = try copy.wait(timeout: .seconds(60))
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("shrank during the copy"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: local + "/dst"))
+        #expect(temporaries(in: local).isEmpty)
+    }
+
     @Test("-r names an unreadable file among others, copies the rest, exits 1, and --json counts add up to what was listed")
     func unreadableAmongMany() throws {
         let server = try TestServer.require()

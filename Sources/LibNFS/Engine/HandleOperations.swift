@@ -56,6 +56,38 @@ extension Operations {
         })
     }
 
+    /// One READ of at most `count` bytes at `offset`, which the thread holding the context writes
+    /// at the same offset of the local file `descriptor`, straight from the reply (API v2: from
+    /// a buffer the request owns): under the request's lock and only while the caller still
+    /// waits, so a caller that gave up may close the descriptor once ``Request/finish(_:)`` returned.
+    /// A failed local write is the value's `failure`, not the request's error (it is not the server's).
+    static func read(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, count: Int,
+                     writingTo descriptor: FileDescriptor) -> Request<DescriptorRead> {
+        let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: count) : nil
+        return Request(onHandle: "read", path: path, issue: { nfs, pd in
+            Syscalls.read3Async(nfs, file.bytes, offset: offset, count: count, buffer: owned?.buffer.baseAddress, pd)
+        }, success: { _, data in
+            let reply = Syscalls.read3Result(data!)
+            let got = min(reply.count, count)
+            guard got > 0, let source = reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) else {
+                return DescriptorRead(count: got, end: reply.end, failure: nil)
+            }
+            do {
+                _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), UnsafeRawBufferPointer(start: source, count: got))
+                return DescriptorRead(count: got, end: reply.end, failure: nil)
+            } catch {
+                return DescriptorRead(count: got, end: reply.end, failure: error as? Errno ?? .ioError)
+            }
+        })
+    }
+
+    /// What a READ written into a local file (``read(_:path:offset:count:writingTo:)``) did.
+    struct DescriptorRead: Sendable {
+        var count: Int
+        var end: Bool
+        var failure: Errno?
+    }
+
     /// One WRITE of `bytes`, which the request owns until the reply.
     static func write(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, bytes: OwnedBytes,
                       stable: Bool) -> Request<(count: Int, stable: Bool)> {
