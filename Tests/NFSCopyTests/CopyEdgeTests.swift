@@ -15,6 +15,23 @@ func makeSparseFile(_ path: String, size: UInt64, markers: [UInt64: [UInt8]] = [
     try handle.close()
 }
 
+/// A copy that failed because its source `change`d ("grew", "shrank"): exit 1 naming it,
+/// nothing at `destination` and no temporary left in `directory`.
+func expectSourceChanged(_ r: ToolResult, _ change: String, destination: String, directory: String,
+                         sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(r.status == 1, "\(r.stderr)", sourceLocation: sourceLocation)
+    #expect(r.stderr.contains("\(change) during the copy"), "\(r.stderr)", sourceLocation: sourceLocation)
+    #expect(!FileManager.default.fileExists(atPath: destination), sourceLocation: sourceLocation)
+    #expect(temporaries(in: directory).isEmpty, sourceLocation: sourceLocation)
+}
+
+/// A new local directory for a test, removed by `cleanUp`.
+func makeLocalDirectory(_ name: String) throws -> String {
+    let path = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
 func bytes(of path: String, at offset: UInt64, count: Int) throws -> [UInt8] {
     let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
     defer { try? handle.close() }
@@ -153,10 +170,7 @@ struct CopyEdgeTests {
         }
         try appender.close()
         let r = try copy.wait(timeout: .seconds(60))
-        #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("grew during the copy"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: scratch.local("dst")))
-        #expect(temporaries(in: scratch.local).isEmpty)
+        expectSourceChanged(r, "grew", destination: scratch.local("dst"), directory: scratch.local)
     }
 
     @Test("a source that shrinks during the copy fails that file and leaves nothing")
@@ -178,10 +192,7 @@ struct CopyEdgeTests {
         #expect(started, "the copy never started writing")
         // Cut to 1 MiB within milliseconds of the temporary appearing: 2 GiB cannot be copied by then.
         let r = try copy.wait(timeout: .seconds(60))
-        #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("shrank during the copy"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: scratch.local("dst")))
-        #expect(temporaries(in: scratch.local).isEmpty)
+        expectSourceChanged(r, "shrank", destination: scratch.local("dst"), directory: scratch.local)
     }
 
     @Test("an NFS source that grows during a download fails that file and leaves nothing, never loops")
@@ -189,8 +200,7 @@ struct CopyEdgeTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("cpe-grow-down")
         defer { scratch.cleanUp() }
-        let local = NSTemporaryDirectory() + "nfs-cp-grow-down-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        let local = try makeLocalDirectory("nfs-cp-grow-down")
         defer { try? FileManager.default.removeItem(atPath: local) }
         try makeSparseFile(scratch.local("src"), size: 1 << 30, markers: [0: [7]])
         // Appended to on the server's disk before the copy starts and all through it.
@@ -204,10 +214,7 @@ struct CopyEdgeTests {
         }
         try appender.close()
         let r = try copy.wait(timeout: .seconds(60))
-        #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("grew during the copy"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: local + "/dst"))
-        #expect(temporaries(in: local).isEmpty)
+        expectSourceChanged(r, "grew", destination: local + "/dst", directory: local)
     }
 
     @Test("an NFS source that shrinks during a download fails that file and leaves nothing")
@@ -215,8 +222,7 @@ struct CopyEdgeTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("cpe-shrink-down")
         defer { scratch.cleanUp() }
-        let local = NSTemporaryDirectory() + "nfs-cp-shrink-down-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        let local = try makeLocalDirectory("nfs-cp-shrink-down")
         defer { try? FileManager.default.removeItem(atPath: local) }
         try makeSparseFile(scratch.local("src"), size: 2 << 30, markers: [0: [7]])
         let copy = try Tool.start("nfs-cp", [scratch.url("src").description, local + "/dst"])
@@ -229,10 +235,7 @@ struct CopyEdgeTests {
         truncate(scratch.local("src"), 1 << 20)
         #expect(started, "the copy never started writing")
         let r = try copy.wait(timeout: .seconds(60))
-        #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("shrank during the copy"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: local + "/dst"))
-        #expect(temporaries(in: local).isEmpty)
+        expectSourceChanged(r, "shrank", destination: local + "/dst", directory: local)
     }
 
     @Test("-r names an unreadable file among others, copies the rest, exits 1, and --json counts add up to what was listed")
