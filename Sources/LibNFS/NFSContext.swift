@@ -62,8 +62,9 @@ public final class NFSContext: Sendable {
     /// The largest read the server accepts in one RPC (FSINFO `rtmax`), in bytes.
     ///
     /// With ``NFSOptions/returnsAtRootHandle``, read before the mount's FSINFO has
-    /// answered, it waits for that reply; it is 0 when that FSINFO failed (and then
-    /// so do the context's calls).
+    /// answered, it waits for that reply; it is 0 when that FSINFO failed, as for a
+    /// server that gives none (libnfs's own FSINFO, on the same connection, has then
+    /// most likely failed too, and with it the context's calls).
     public var readMax: Int { transferSizes.value.readMax }
     /// The largest write the server accepts in one RPC (FSINFO `wtmax`), in bytes
     /// (waiting as ``readMax`` does).

@@ -159,7 +159,7 @@ extension NFSContext {
                 if let failure = reply.failure { throw failure }
                 try progress(reply.count)
                 let end = offset + UInt64(reply.count)
-                if reply.count < asked && reply.end {
+                if reply.end {
                     length = min(length ?? end, end)
                 } else if reply.count < asked {
                     // A server may answer short before the end: the rest is read again.
@@ -168,8 +168,6 @@ extension NFSContext {
                                        detail: "the server answered a READ at \(offset) with no bytes, before the end of the file")
                     }
                     send(end, asked - reply.count)
-                } else if end == count && reply.end {
-                    length = length ?? count
                 }
             }
             if let length { return length }

@@ -17,8 +17,9 @@ final class TransferSizes: @unchecked Sendable {
     init() {}
 
     /// Records the FSINFO's outcome (on the service thread); the first one stands.
-    /// A failed FSINFO leaves zeros, the sizes of a server that gave none: the
-    /// mount's own calls fail alike, so the context's calls fail with its error.
+    /// A failed FSINFO leaves zeros, the sizes of a server that gave none: libnfs's
+    /// own FSINFO on the same connection most likely fails alike, and the context's
+    /// calls with the mount's error.
     func arrive(_ result: Result<(readMax: Int, writeMax: Int), any Error>) {
         lock.withLock {
             guard sizes == nil else { return }
