@@ -110,7 +110,7 @@ extension NFSContext {
     /// (``readAhead``, cut to what the mount's round trip needs), and the context's service
     /// thread writes each reply's bytes with `pwrite` straight from the reply. So the bytes
     /// are copied once less than through ``read(_:path:offset:into:)`` and a buffer, and
-    /// written on the core that received them, with no thread of the caller's in between.
+    /// written by the thread that received them, with no thread of the caller's in between.
     ///
     /// Nothing is written past `count`; whether the file goes on past it is checked (by
     /// the READ that reaches it, else one READ of a byte at `count`).
