@@ -120,7 +120,8 @@ struct EarlyMountTests {
         let server = try TestServer.require()
         let scratch = try server.scratch("root-handle-return")
         defer { scratch.cleanUp() }
-        let bytes = randomBytes(3_000_000)
+        // Small: the proxy holds each piece of a reply 150 ms, so a large file would take many seconds.
+        let bytes = randomBytes(150_000)
         try scratch.writeLocal("f", bytes)
         let proxied = try ProxiedServer(server, directory: scratch.url(), replyDelay: .milliseconds(150))
         defer { proxied.shutdown() }
