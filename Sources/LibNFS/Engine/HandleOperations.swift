@@ -42,18 +42,10 @@ extension Operations {
     private static func read<T>(_ file: NFSObjectHandle, path: FilePath, offset: UInt64,
                                 into destination: UnsafeMutableRawBufferPointer,
                                 _ value: @escaping @Sendable ((count: Int, end: Bool)) -> T) -> Request<T> {
-        let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: destination.count) : nil
-        return Request(onHandle: "read", path: path, issue: { nfs, pd in
-            Syscalls.read3Async(nfs, file.bytes, offset: offset, count: destination.count,
-                                buffer: owned?.buffer.baseAddress, pd)
-        }, success: { _, data in
-            let reply = Syscalls.read3Result(data!)
-            let count = min(reply.count, destination.count)
-            if count > 0, let source = reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) {
-                destination.baseAddress!.copyMemory(from: source, byteCount: count)
-            }
-            return value((count, reply.end))
-        })
+        read(file, path: path, offset: offset, count: destination.count) { bytes, end in
+            if !bytes.isEmpty { destination.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+            return value((bytes.count, end))
+        }
     }
 
     /// One READ of at most `count` bytes at `offset`, which the thread holding the context writes
@@ -63,21 +55,30 @@ extension Operations {
     /// A failed local write is the value's `failure`, not the request's error (it is not the server's).
     static func read(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, count: Int,
                      writingTo descriptor: FileDescriptor) -> Request<DescriptorRead> {
+        read(file, path: path, offset: offset, count: count) { bytes, end in
+            do {
+                if !bytes.isEmpty { _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), bytes) }
+                return DescriptorRead(count: bytes.count, end: end, failure: nil)
+            } catch {
+                return DescriptorRead(count: bytes.count, end: end, failure: error as? Errno ?? .ioError)
+            }
+        }
+    }
+
+    /// One READ of at most `count` bytes at `offset` whose reply's bytes (at most `count`;
+    /// API v1 hands over its own, API v2 reads into a buffer the request owns, which must
+    /// live until the reply) and end-of-file flag `body` turns into the value, on the thread
+    /// holding the context, under the request's lock and only while the caller still waits.
+    private static func read<T>(_ file: NFSObjectHandle, path: FilePath, offset: UInt64, count: Int,
+                                _ body: @escaping (UnsafeRawBufferPointer, Bool) -> T) -> Request<T> {
         let owned = Syscalls.readsIntoBuffer ? OwnedBytes(count: count) : nil
         return Request(onHandle: "read", path: path, issue: { nfs, pd in
             Syscalls.read3Async(nfs, file.bytes, offset: offset, count: count, buffer: owned?.buffer.baseAddress, pd)
         }, success: { _, data in
             let reply = Syscalls.read3Result(data!)
             let got = min(reply.count, count)
-            guard got > 0, let source = reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) else {
-                return DescriptorRead(count: got, end: reply.end, failure: nil)
-            }
-            do {
-                _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), UnsafeRawBufferPointer(start: source, count: got))
-                return DescriptorRead(count: got, end: reply.end, failure: nil)
-            } catch {
-                return DescriptorRead(count: got, end: reply.end, failure: error as? Errno ?? .ioError)
-            }
+            let source = got > 0 ? reply.bytes ?? owned.map({ UnsafeRawPointer($0.buffer.baseAddress!) }) : nil
+            return body(UnsafeRawBufferPointer(start: source, count: source == nil ? 0 : got), reply.end)
         })
     }
 
